@@ -1,0 +1,43 @@
+# The front door of the workbook. `make help` lists the targets.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+LAB    ?= 01
+PORT   ?= 8888
+
+.DEFAULT_GOAL := help
+.PHONY: help setup lab test grade doctor images bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml environments/app/requirements.txt tests/requirements.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[app,test]'
+	@touch $@
+
+setup: $(STAMP) ## create or update the virtual environment in .venv/
+
+images: setup ## make sure the base images exist (pull, or build offline stand-ins)
+	$(BIN)/labkit images
+
+lab: setup images ## set everything up and open JupyterLab on labs/
+	$(BIN)/jupyter lab --notebook-dir=labs --ServerApp.ip=127.0.0.1 --ServerApp.port=$(PORT) $(LAB_ARGS)
+
+test: setup images ## run the whole test suite (unit, notebooks, grading honesty)
+	$(BIN)/labkit build --check
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+grade: setup ## grade your notebook: make grade LAB=01
+	$(BIN)/labkit grade $(firstword $(wildcard labs/$(LAB)_*.ipynb) labs/$(LAB)_MISSING.ipynb) --json reports/$(LAB).json
+
+doctor: setup ## check this machine for what the labs need
+	$(BIN)/labkit doctor
+
+bench: setup images ## measure image sizes, start time, latency and notebook times
+	$(BIN)/python -m tests.bench
+
+clean: setup ## remove every container, network, volume and image the labs made
+	$(BIN)/labkit clean

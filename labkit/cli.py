@@ -1,0 +1,126 @@
+"""The ``labkit`` command: build, grade, doctor, images, clean."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def _build(args) -> int:
+    from .build import HasStudentWork, build
+
+    try:
+        stale = build(check_only=args.check, force=args.force)
+    except HasStudentWork as exc:
+        print(f"labkit build: {exc}", file=sys.stderr)
+        return 1
+    if args.check and stale:
+        for path in stale:
+            print(f"stale: {path} (run `labkit build`)", file=sys.stderr)
+        return 1
+    print("labs/ is up to date" if not stale else f"wrote {len(stale)} notebook(s) in labs/")
+    return 0
+
+
+def _grade(args) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from .grade import GradingError, grade, parse_value
+
+    parameters = {name: parse_value(value) for name, value in args.parameter or []}
+    executed = None
+    if args.json:
+        executed = Path(args.json).with_suffix(".executed.ipynb")
+    try:
+        report = grade(Path(args.notebook), parameters=parameters, timeout=args.timeout,
+                       executed_path=executed, progress=sys.stderr.isatty())
+    except GradingError as exc:
+        print(f"labkit grade: {exc}", file=sys.stderr)
+        return 2
+    console = Console()
+    table = Table(title=f"Lab {report.lab}: {report.score}/{report.max_score}")
+    for column in ("check", "result", "points", "message"):
+        table.add_column(column, overflow="fold")
+    for c in report.checks:
+        result = "skipped" if c["skipped"] else ("[green]pass" if c["passed"] else "[red]FAIL")
+        table.add_row(c["id"], result, f"{c['earned']}/{c['points']}", c["message"])
+    console.print(table)
+    if report.errors:
+        console.print(f"{len(report.errors)} cell(s) raised errors; see the report.")
+    if args.json:
+        out = Path(args.json)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report.as_dict(), indent=2) + "\n")
+        out.with_suffix(".md").write_text(report.markdown())
+        console.print(f"wrote {out}, {out.with_suffix('.md')} and {executed}")
+    return 0
+
+
+def _doctor(args) -> int:
+    from .doctor import run_doctor
+
+    return run_doctor()
+
+
+def _images(args) -> int:
+    from .images import ImagesError, ensure_base_images
+
+    try:
+        ensure_base_images(force=args.force)
+    except ImagesError as exc:
+        print(f"labkit images: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _clean(args) -> int:
+    from . import dockerlab
+
+    try:
+        dockerlab.client()
+    except dockerlab.DockerLabError as exc:
+        print(f"labkit clean: {exc}", file=sys.stderr)
+        return 1
+    removed = dockerlab.cleanup(args.lab, images=True)
+    if not any(removed.values()):
+        print("nothing to clean")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="labkit", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("build", help="write labs/ from solutions/")
+    p.add_argument("--check", action="store_true", help="fail when labs/ is stale; write nothing")
+    p.add_argument("--force", action="store_true", help="overwrite lab notebooks that have outputs")
+    p.set_defaults(func=_build)
+
+    p = sub.add_parser("grade", help="run a notebook with the canonical checks and score it")
+    p.add_argument("notebook")
+    p.add_argument("--json", metavar="OUT", help="write the report as JSON (and Markdown beside it)")
+    p.add_argument("-p", "--parameter", nargs=2, action="append", metavar=("NAME", "VALUE"),
+                   help="set a parameter of the notebook's parameters cell")
+    p.add_argument("--timeout", type=int, default=900, help="seconds per cell (default 900)")
+    p.set_defaults(func=_grade)
+
+    p = sub.add_parser("doctor", help="check this machine for what the labs need")
+    p.set_defaults(func=_doctor)
+
+    p = sub.add_parser("images", help="make sure the base images exist (pull, or build stand-ins)")
+    p.add_argument("--force", action="store_true", help="rebuild stand-ins")
+    p.set_defaults(func=_images)
+
+    p = sub.add_parser("clean", help="remove containers, networks, volumes and images the labs made")
+    p.add_argument("--lab", help="only this lab's (e.g. 01)")
+    p.set_defaults(func=_clean)
+
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

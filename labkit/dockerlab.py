@@ -1,0 +1,282 @@
+"""Docker operations the labs and their checks use, on the Docker SDK for Python.
+
+Everything a lab creates carries the label ``labkit.lab=<NN>``, so that a lab's
+cleanup, ``labkit grade`` and ``make clean`` can find and remove it, also after a
+failure or an interrupted kernel.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import docker
+import docker.errors
+from docker.utils.build import exclude_paths
+
+LABEL = "labkit.lab"
+IMAGE_PREFIX = "labkit/"
+
+
+class DockerLabError(RuntimeError):
+    """A Docker step failed; the message says what happened and what to do."""
+
+
+class BuildError(DockerLabError):
+    def __init__(self, message: str, log: list[str]):
+        super().__init__(message)
+        self.log = log
+
+
+@functools.lru_cache(maxsize=1)
+def client() -> docker.DockerClient:
+    try:
+        c = docker.from_env(timeout=300)
+        c.ping()
+        return c
+    except Exception as exc:  # DockerException, connection errors, missing socket
+        raise DockerLabError(
+            f"no Docker engine answers ({exc.__class__.__name__}). Start Docker Desktop or "
+            "`sudo systemctl start docker` (Linux), then rerun this cell; `make doctor` "
+            "checks the whole set-up.") from None
+
+
+def labels(lab: str) -> dict[str, str]:
+    return {LABEL: lab}
+
+
+# ---------------------------------------------------------------- building
+
+def build(context: str | Path, tag: str, *, lab: str, dockerfile: str | Path = "Dockerfile",
+          buildargs: dict[str, str] | None = None, show: bool = True):
+    """Build an image the way ``docker build -t TAG -f DOCKERFILE CONTEXT`` does.
+
+    Prints the equivalent command, then one line per build step with the time it
+    took, and returns the image. A failed step raises :class:`BuildError` naming the
+    step, with the end of the log.
+    """
+    context = Path(context)
+    dockerfile = Path(dockerfile)
+    dockerfile_path = dockerfile if dockerfile.is_absolute() else context / dockerfile
+    if not dockerfile_path.exists():
+        raise DockerLabError(f"{dockerfile_path} does not exist: write it first (see the cell above)")
+    if show:
+        print(f"$ docker build -t {tag} -f {dockerfile_path} {context}")
+    log: list[str] = []
+    step, started = "", time.monotonic()
+    stream = client().api.build(
+        path=str(context), dockerfile=str(dockerfile_path.resolve()), tag=tag,
+        labels=labels(lab), buildargs=buildargs or {}, rm=True, forcerm=True, decode=True)
+    for chunk in stream:
+        if "error" in chunk:
+            tail = "\n".join(log[-25:])
+            raise BuildError(
+                f"docker build failed at {step or 'the start'}:\n{chunk['error'].strip()}\n"
+                f"--- last lines of the build log ---\n{tail}", log)
+        text = chunk.get("stream", "")
+        for line in text.splitlines():
+            log.append(line)
+            if line.startswith("Step "):
+                if show and step:
+                    print(f"  done in {time.monotonic() - started:5.1f}s")
+                step, started = line, time.monotonic()
+                if show:
+                    print(line[:110])
+    if show:
+        print(f"  done in {time.monotonic() - started:5.1f}s")
+    image = client().images.get(tag)
+    if show:
+        print(f"built {tag}: {human(image.attrs['Size'])}")
+    return image
+
+
+def context_files(context: str | Path, dockerfile: str = "Dockerfile") -> list[str]:
+    """Files and folders a build would send, after the context's ``.dockerignore``.
+
+    Uses the same matcher as the SDK's own build, so it shows exactly what
+    :func:`build` sends to the engine.
+    """
+    context = Path(context)
+    ignore = context / ".dockerignore"
+    patterns = []
+    if ignore.exists():
+        patterns = [line.strip() for line in ignore.read_text().splitlines()
+                    if line.strip() and not line.strip().startswith("#")]
+    return sorted(exclude_paths(str(context), patterns, dockerfile=dockerfile))
+
+
+def context_bytes(context: str | Path) -> int:
+    context = Path(context)
+    return sum((context / f).stat().st_size for f in context_files(context)
+               if (context / f).is_file())
+
+
+# ---------------------------------------------------------------- inspecting
+
+@dataclass
+class Layer:
+    size: int
+    created_by: str
+
+    @property
+    def instruction(self) -> str:
+        """The Dockerfile instruction, without the shell prefix Docker adds."""
+        text = self.created_by.replace("/bin/sh -c #(nop) ", "").replace("/bin/sh -c ", "RUN ")
+        return " ".join(text.split())
+
+
+def image(ref: str):
+    try:
+        return client().images.get(ref)
+    except docker.errors.ImageNotFound:
+        raise AssertionError(f"image {ref} does not exist: build it first") from None
+
+
+def image_size(ref: str) -> int:
+    return image(ref).attrs["Size"]
+
+
+def layers(ref: str, *, with_empty: bool = False) -> list[Layer]:
+    """The image's layers, oldest first, with sizes and the instruction that made each."""
+    history = reversed(image(ref).history())
+    found = [Layer(h["Size"], h.get("CreatedBy", "")) for h in history]
+    return found if with_empty else [layer for layer in found if layer.size > 0]
+
+
+def config(ref: str) -> dict:
+    """The image config: User, Healthcheck, Env, ExposedPorts, Entrypoint, Cmd, Labels."""
+    return image(ref).attrs["Config"]
+
+
+def path_exists(ref: str, path: str) -> bool:
+    """Whether ``path`` exists in the image, read from its filesystem without running it."""
+    container = client().containers.create(image(ref).id, command=["true"], labels=labels("probe"))
+    try:
+        container.get_archive(path)
+        return True
+    except docker.errors.NotFound:
+        return False
+    finally:
+        container.remove(force=True)
+
+
+# ---------------------------------------------------------------- running
+
+def run(ref: str, *, lab: str, name: str | None = None, ports: dict | None = None,
+        environment: dict | None = None, command=None, **kwargs):
+    """Start a detached, labelled container; ``ports`` maps container port → host port
+    (``None`` for a free one on 127.0.0.1)."""
+    if name:
+        remove_container(name)
+    published = {p: ("127.0.0.1", h) for p, h in (ports or {}).items()}
+    return client().containers.run(
+        image(ref).id, command=command,
+        name=name, detach=True, labels=labels(lab), ports=published,
+        environment=environment or {}, **kwargs)
+
+
+def run_output(ref: str, command: list[str] | None = None, *, lab: str, entrypoint=None,
+               timeout: float = 60) -> tuple[int, str]:
+    """Run ``command`` in a fresh container to completion: (exit code, output)."""
+    container = client().containers.create(ref, command=command, entrypoint=entrypoint,
+                                           labels=labels(lab))
+    try:
+        container.start()
+        try:
+            status = container.wait(timeout=timeout)["StatusCode"]
+        except Exception:
+            raise AssertionError(f"the container did not finish within {timeout:.0f}s") from None
+        return status, container.logs().decode(errors="replace")
+    finally:
+        container.remove(force=True)
+
+
+def host_port(container, port: int | str) -> int:
+    container.reload()
+    key = f"{port}/tcp" if "/" not in str(port) else str(port)
+    bindings = container.attrs["NetworkSettings"]["Ports"].get(key)
+    if not bindings:
+        raise AssertionError(f"container {container.name} publishes no port {port}")
+    return int(bindings[0]["HostPort"])
+
+
+def wait_healthy(container, timeout: float = 90, show: bool = True) -> str:
+    """Wait until the container's HEALTHCHECK reports healthy; returns the status seen.
+
+    Raises with the container's last log lines when it exits, turns unhealthy, has no
+    healthcheck or is still starting at the deadline.
+    """
+    deadline, last = time.monotonic() + timeout, None
+    while True:
+        container.reload()
+        state = container.attrs["State"]
+        health = (state.get("Health") or {}).get("Status")
+        if show and health != last:
+            print(f"  {container.name}: {health or state['Status']} after "
+                  f"{timeout - (deadline - time.monotonic()):4.1f}s")
+            last = health
+        if health == "healthy":
+            return health
+        problem = None
+        if health is None:
+            problem = "has no HEALTHCHECK"
+        elif not state["Running"]:
+            problem = f"exited with code {state['ExitCode']}"
+        elif health == "unhealthy":
+            problem = "is unhealthy"
+        elif time.monotonic() > deadline:
+            problem = f"is still '{health}' after {timeout:.0f}s"
+        if problem:
+            logs = container.logs(tail=15).decode(errors="replace")
+            raise AssertionError(f"container {container.name} {problem}. Last log lines:\n{logs}")
+        time.sleep(0.5)
+
+
+def remove_container(name: str) -> None:
+    try:
+        client().containers.get(name).remove(force=True)
+    except docker.errors.NotFound:
+        pass
+
+
+# ---------------------------------------------------------------- cleaning up
+
+def cleanup(lab: str | None = None, *, images: bool = False, show: bool = True) -> dict[str, int]:
+    """Remove the containers, networks and volumes a lab made (every lab's when ``lab``
+    is None) and, with ``images``, untag its images. Safe to call any number of times."""
+    try:
+        c = client()
+    except DockerLabError:
+        return {}
+    filters = {"label": f"{LABEL}={lab}" if lab else LABEL}
+    removed = {"containers": 0, "networks": 0, "volumes": 0, "images": 0}
+    for container in c.containers.list(all=True, filters=filters):
+        container.remove(force=True, v=True)
+        removed["containers"] += 1
+    for network in c.networks.list(filters=filters):
+        network.remove()
+        removed["networks"] += 1
+    for volume in c.volumes.list(filters=filters):
+        volume.remove(force=True)
+        removed["volumes"] += 1
+    if images:
+        for img in c.images.list():
+            owner = img.labels.get(LABEL)
+            for tag in img.tags:
+                ours = tag.startswith(f"{IMAGE_PREFIX}{lab}-" if lab else IMAGE_PREFIX)
+                if ours or (owner and (lab is None or owner == lab)):
+                    c.images.remove(tag, noprune=True)  # keep layers: they are the build cache
+                    removed["images"] += 1
+    if show and any(removed.values()):
+        print("removed " + ", ".join(f"{n} {kind}" for kind, n in removed.items() if n))
+    return removed
+
+
+def human(size: float) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if abs(size) < 1000 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{size:.1f} GB"

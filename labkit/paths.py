@@ -1,0 +1,46 @@
+"""Where things live: the repository, the labs, and a lab's scratch workspace."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import nbformat
+
+REPO = Path(__file__).resolve().parent.parent
+SOLUTIONS = REPO / "solutions"
+LABS = REPO / "labs"
+ENVIRONMENTS = REPO / "environments"
+APP = ENVIRONMENTS / "app"
+
+_LAB_FILE = re.compile(r"^(\d\d)_[a-z0-9_]+\.ipynb$")
+
+
+class LabNotFound(LookupError):
+    pass
+
+
+def lab_of(path: Path, nb: nbformat.NotebookNode | None = None) -> str:
+    """The lab number ("01") of a notebook: its metadata first, else its file name."""
+    nb = nb if nb is not None else nbformat.read(path, as_version=4)
+    lab = nb.metadata.get("labkit", {}).get("lab")
+    if lab:
+        return str(lab)
+    match = _LAB_FILE.match(Path(path).name) or re.match(r"^(\d\d)[_-]", Path(path).name)
+    if match:
+        return match.group(1)
+    raise LabNotFound(
+        f"cannot tell which lab {path} is: it has no labkit metadata and its name does not "
+        "start with the lab number (e.g. 01_image_slimming.ipynb)")
+
+
+def solution_for(lab: str) -> Path:
+    """The solution notebook of a lab."""
+    found = sorted(SOLUTIONS.glob(f"{lab}_*.ipynb"))
+    if not found:
+        raise LabNotFound(f"no solution notebook for lab {lab} in {SOLUTIONS}")
+    return found[0]
+
+
+def lab_notebooks(folder: Path = SOLUTIONS) -> list[Path]:
+    return sorted(p for p in folder.glob("*.ipynb") if _LAB_FILE.match(p.name))

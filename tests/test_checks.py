@@ -1,0 +1,53 @@
+"""labkit.check: outcomes, records, strict mode."""
+
+import pytest
+
+from labkit import checks
+from labkit.checks import CheckFailed, check, skip
+
+
+def test_pass_fail_and_student_errors_become_records(monkeypatch, capsys):
+    monkeypatch.delenv("LABKIT_STRICT", raising=False)
+    assert check("01.ok", 2, lambda: None, hint="h").earned == 2
+    failed = check("01.false", 2, lambda: False, hint="try X")
+    assert (failed.passed, failed.earned) == (False, 0)
+
+    def broken():
+        raise KeyError("nope")
+
+    crashed = check("01.crash", 3, broken, hint="h")
+    assert not crashed.passed and crashed.message.startswith("KeyError: 'nope'")
+
+    def wrong():
+        raise AssertionError("one is not two")
+
+    assert check("01.assert", 1, wrong, hint="h").message == "one is not two"
+    out = capsys.readouterr().out
+    assert "[PASS] 01.ok 2/2" in out and "[FAIL] 01.false 0/2" in out and "hint: try X" in out
+
+
+def test_skip_needs_a_reason_and_counts_nowhere(monkeypatch):
+    monkeypatch.setenv("LABKIT_STRICT", "1")
+    result = check("04.gpu", 5, lambda: None, hint="h", requires=lambda: "NVML not found")
+    assert result.skipped and result.message == "NVML not found" and result.earned == 0
+    inner = check("04.inner", 1, lambda: skip("no kind on PATH"), hint="h")
+    assert inner.skipped and "kind" in inner.message
+    assert "skipped: NVML not found" in checks.score_table({"04.gpu": result})
+
+
+def test_strict_mode_raises_only_on_failure(monkeypatch):
+    monkeypatch.setenv("LABKIT_STRICT", "1")
+    check("01.fine", 1, lambda: True, hint="h")
+    with pytest.raises(CheckFailed, match="01.bad"):
+        check("01.bad", 1, lambda: False, hint="h")
+
+
+def test_check_ids_are_validated():
+    with pytest.raises(ValueError):
+        check("final size", 1, lambda: None, hint="h")
+
+
+def test_score_table_totals_what_ran():
+    results = {"01.a": checks.CheckResult("01.a", 2, 2, True, False, ""),
+               "01.b": checks.CheckResult("01.b", 3, 0, False, False, "x")}
+    assert "2/5" in checks.score_table(results)
