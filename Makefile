@@ -24,7 +24,7 @@ images: setup ## make sure the base images exist (pull, or build offline stand-i
 	$(BIN)/labkit images
 
 lab: setup images ## set everything up and open JupyterLab on labs/
-	$(BIN)/jupyter lab --notebook-dir=labs --ServerApp.ip=127.0.0.1 --ServerApp.port=$(PORT) $(LAB_ARGS)
+	$(BIN)/labkit lab --port $(PORT) $(LAB_ARGS)
 
 test: setup images ## run the whole test suite (unit, notebooks, grading honesty)
 	$(BIN)/labkit build --check

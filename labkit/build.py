@@ -48,6 +48,14 @@ def strip_cell(cell: nbformat.NotebookNode) -> nbformat.NotebookNode:
     return cell
 
 
+def written_file(notebook: Path, cell_id: str) -> str:
+    """The file a solution's ``%%writefile`` cell writes, without its markers: one source
+    for the notebook, the benchmark and the reference files that later labs use."""
+    cell = next(c for c in nbformat.read(notebook, as_version=4).cells if c.get("id") == cell_id)
+    body = cell.source.split("\n", 1)[1] if cell.source.startswith("%%writefile") else cell.source
+    return "".join(line + "\n" for line in body.splitlines() if "### BEGIN" not in line and "### END" not in line)
+
+
 def student_notebook(solution: nbformat.NotebookNode) -> nbformat.NotebookNode:
     nb = copy.deepcopy(solution)
     nb.cells = [strip_cell(c) for c in solution.cells]

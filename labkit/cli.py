@@ -59,6 +59,26 @@ def _grade(args) -> int:
     return 0
 
 
+def jupyter_argv(port: int, extra: list[str]) -> list[str]:
+    """How `make lab` starts JupyterLab: on labs/, bound to localhost, with this Python's kernel."""
+    from .paths import LABS
+
+    import os
+
+    as_root = ["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []  # containers, CI
+    return [sys.executable, "-m", "jupyterlab", f"--notebook-dir={LABS}",
+            "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}", *as_root, *extra]
+
+
+def _lab(args) -> int:
+    import os
+
+    argv = jupyter_argv(args.port, args.jupyter_args)
+    print("starting JupyterLab on labs/; open the http://127.0.0.1 URL it prints below "
+          "(Ctrl+C twice to stop)", flush=True)
+    os.execv(argv[0], argv)
+
+
 def _doctor(args) -> int:
     from .doctor import run_doctor
 
@@ -106,6 +126,11 @@ def main(argv: list[str] | None = None) -> int:
                    help="set a parameter of the notebook's parameters cell")
     p.add_argument("--timeout", type=int, default=900, help="seconds per cell (default 900)")
     p.set_defaults(func=_grade)
+
+    p = sub.add_parser("lab", help="open JupyterLab on labs/ (prints the URL; needs no browser)")
+    p.add_argument("--port", type=int, default=8888)
+    p.add_argument("jupyter_args", nargs=argparse.REMAINDER, help="passed on to jupyter lab")
+    p.set_defaults(func=_lab)
 
     p = sub.add_parser("doctor", help="check this machine for what the labs need")
     p.set_defaults(func=_doctor)
