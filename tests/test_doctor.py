@@ -1,7 +1,5 @@
 """The doctor, run for real against this machine, and its rows checked as data."""
 import io
-import sys
-import types
 
 import pytest
 from rich.console import Console
@@ -80,21 +78,13 @@ def test_enough_disk_is_ok(monkeypatch):
 
 def test_base_images_row(monkeypatch):
     monkeypatch.setattr(probes, "docker_reason", lambda: None)
-    images = types.ModuleType("labkit.images")
-    images.missing_base_images = lambda: ["python:3.11-slim"]
-    monkeypatch.setitem(sys.modules, "labkit.images", images)
+    from labkit import images
+
+    monkeypatch.setattr(images, "missing_base_images", lambda: ["python:3.11-slim"])
     [item] = doctor._base_images()
     assert item.status == doctor.OPTIONAL and "python:3.11-slim" in item.found and "make images" in item.fix
-    images.missing_base_images = lambda: []
+    monkeypatch.setattr(images, "missing_base_images", lambda: [])
     assert doctor._base_images()[0].status == doctor.OK
-
-
-def test_base_images_row_skipped_while_unavailable(monkeypatch):
-    monkeypatch.setattr(probes, "docker_reason", lambda: None)
-    monkeypatch.setitem(sys.modules, "labkit.images", types.ModuleType("labkit.images"))  # no function yet
-    assert doctor._base_images() == []
-    monkeypatch.setitem(sys.modules, "labkit.images", None)  # no module yet
-    assert doctor._base_images() == []
 
 
 def test_no_secret_is_printed(monkeypatch, no_tools):
