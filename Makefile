@@ -28,7 +28,7 @@ lab: setup images ## set everything up and open JupyterLab on labs/
 
 test: setup images ## run the whole test suite (unit, notebooks, grading honesty)
 	$(BIN)/labkit build --check
-	$(BIN)/pytest $(PYTEST_ARGS)
+	LABKIT_STRICT=1 $(BIN)/pytest --nbval-lax --nbval-cell-timeout=900 tests environments/app/tests solutions $(PYTEST_ARGS)
 
 grade: setup ## grade your notebook: make grade LAB=01
 	$(BIN)/labkit grade $(firstword $(wildcard labs/$(LAB)_*.ipynb) labs/$(LAB)_MISSING.ipynb) --json reports/$(LAB).json

@@ -61,8 +61,8 @@ def check(
     hint: str,
     *,
     requires: Callable[[], str | None] | None = None,
-) -> CheckResult:
-    """Run ``test`` and show the outcome.
+) -> None:
+    """Run ``test`` and show the outcome; the result is kept in :data:`RESULTS`.
 
     ``test`` passes by returning anything but ``False``; an ``AssertionError`` (or a
     ``False`` return) fails it with its message, any other exception fails it with the
@@ -91,7 +91,6 @@ def check(
     _show(result, hint)
     if os.environ.get("LABKIT_STRICT") == "1" and not (result.passed or result.skipped):
         raise CheckFailed(f"{result.line}: {result.message}")
-    return result
 
 
 def _show(result: CheckResult, hint: str) -> None:

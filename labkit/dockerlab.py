@@ -124,7 +124,7 @@ class Layer:
     def instruction(self) -> str:
         """The Dockerfile instruction, without the shell prefix Docker adds."""
         text = self.created_by.replace("/bin/sh -c #(nop) ", "").replace("/bin/sh -c ", "RUN ")
-        return " ".join(text.split())
+        return " ".join(text.split()) or "(imported file system)"
 
 
 def image(ref: str):
@@ -143,6 +143,19 @@ def layers(ref: str, *, with_empty: bool = False) -> list[Layer]:
     history = reversed(image(ref).history())
     found = [Layer(h["Size"], h.get("CreatedBy", "")) for h in history]
     return found if with_empty else [layer for layer in found if layer.size > 0]
+
+
+def base_image(ref: str, candidates) -> str | None:
+    """Which of ``candidates`` the image was built FROM (its layers start with theirs)."""
+    layers = image(ref).attrs["RootFS"]["Layers"]
+    for name in candidates:
+        try:
+            base = client().images.get(name).attrs["RootFS"]["Layers"]
+        except docker.errors.ImageNotFound:
+            continue
+        if layers[:len(base)] == base:
+            return name
+    return None
 
 
 def config(ref: str) -> dict:
@@ -180,7 +193,7 @@ def run(ref: str, *, lab: str, name: str | None = None, ports: dict | None = Non
 def run_output(ref: str, command: list[str] | None = None, *, lab: str, entrypoint=None,
                timeout: float = 60) -> tuple[int, str]:
     """Run ``command`` in a fresh container to completion: (exit code, output)."""
-    container = client().containers.create(ref, command=command, entrypoint=entrypoint,
+    container = client().containers.create(image(ref).id, command=command, entrypoint=entrypoint,
                                            labels=labels(lab))
     try:
         container.start()

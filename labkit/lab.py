@@ -35,7 +35,7 @@ class Lab:
         target = self.workspace / name
         shutil.rmtree(target, ignore_errors=True)
         shutil.copytree(paths.APP, target, ignore=shutil.ignore_patterns(
-            "__pycache__", ".pytest_cache", "*.pyc", ".dockerignore"))
+            "__pycache__", ".pytest_cache", "*.pyc", ".dockerignore", "Dockerfile*"))
         git = ["git", "-c", "user.name=student", "-c", "user.email=student@example.com",
                "-c", "init.defaultBranch=main"]
         subprocess.run([*git, "init", "-q"], cwd=target, check=True)

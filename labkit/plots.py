@@ -22,25 +22,30 @@ def image_sizes(images: dict[str, str], title: str = "Image size"):
     return fig
 
 
-def layer_breakdown(images: dict[str, str], top: int = 6):
-    """Stacked bars: each image's biggest layers, labelled with the instruction that made them."""
+def layer_breakdown(images: dict[str, str], bases=("python:3.11", "python:3.11-slim")):
+    """Stacked bars, one per image: its base image, then each layer it added, in build order,
+    labelled with the instruction that made it (layers under 1 MB are lumped together)."""
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(9, 0.9 * len(images) + 1.6))
+    fig, ax = plt.subplots(figsize=(10, 1.1 * len(images) + 1.4))
+    colours = iter(plt.get_cmap("tab10").colors)
     for row, (label, ref) in enumerate(images.items()):
-        layers = sorted(dockerlab.layers(ref), key=lambda layer: layer.size, reverse=True)
-        shown, rest = layers[:top], sum(layer.size for layer in layers[top:])
+        base = dockerlab.base_image(ref, bases)
+        added = dockerlab.layers(ref)[len(dockerlab.layers(base)) if base else 0:]
+        small = sum(layer.size for layer in added if layer.size < 1e6)
+        segments = ([(dockerlab.image_size(base), f"base: {base}", "#b0b0b0")] if base else [])
+        segments += [(layer.size, layer.instruction, next(colours)) for layer in added if layer.size >= 1e6]
+        segments += [(small, "small layers", "#e0e0e0")] if small else []
         left = 0.0
-        for layer in shown + ([dockerlab.Layer(rest, "(smaller layers)")] if rest else []):
-            width = layer.size / 1e6
-            ax.barh(row, width, left=left, edgecolor="white")
-            if width > 25:
-                ax.text(left + width / 2, row, layer.instruction[:22], ha="center", va="center",
-                        fontsize=7, rotation=0)
+        for size, text, colour in segments:
+            width = size / 1e6
+            ax.barh(row, width, left=left, color=colour, edgecolor="white")
+            if width > 60:
+                ax.text(left + 4, row, f"{text[:34]}\n{width:.0f} MB", va="center", fontsize=7)
             left += width
     ax.set_yticks(range(len(images)), list(images))
     ax.invert_yaxis()
-    ax.set_xlabel("MB (each segment is one layer, biggest first)")
+    ax.set_xlabel("MB: the base image, then each layer the Dockerfile added")
     ax.set_title("Where the bytes are")
     fig.tight_layout()
     return fig

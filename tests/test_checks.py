@@ -3,34 +3,40 @@
 import pytest
 
 from labkit import checks
-from labkit.checks import CheckFailed, check, skip
+from labkit.checks import RESULTS, CheckFailed, check, skip
 
 
 def test_pass_fail_and_student_errors_become_records(monkeypatch, capsys):
     monkeypatch.delenv("LABKIT_STRICT", raising=False)
-    assert check("01.ok", 2, lambda: None, hint="h").earned == 2
-    failed = check("01.false", 2, lambda: False, hint="try X")
+    check("01.ok", 2, lambda: None, hint="h")
+    assert RESULTS["01.ok"].earned == 2
+    check("01.false", 2, lambda: False, hint="try X")
+    failed = RESULTS["01.false"]
     assert (failed.passed, failed.earned) == (False, 0)
 
     def broken():
         raise KeyError("nope")
 
-    crashed = check("01.crash", 3, broken, hint="h")
+    check("01.crash", 3, broken, hint="h")
+    crashed = RESULTS["01.crash"]
     assert not crashed.passed and crashed.message.startswith("KeyError: 'nope'")
 
     def wrong():
         raise AssertionError("one is not two")
 
-    assert check("01.assert", 1, wrong, hint="h").message == "one is not two"
+    check("01.assert", 1, wrong, hint="h")
+    assert RESULTS["01.assert"].message == "one is not two"
     out = capsys.readouterr().out
     assert "[PASS] 01.ok 2/2" in out and "[FAIL] 01.false 0/2" in out and "hint: try X" in out
 
 
 def test_skip_needs_a_reason_and_counts_nowhere(monkeypatch):
     monkeypatch.setenv("LABKIT_STRICT", "1")
-    result = check("04.gpu", 5, lambda: None, hint="h", requires=lambda: "NVML not found")
+    check("04.gpu", 5, lambda: None, hint="h", requires=lambda: "NVML not found")
+    result = RESULTS["04.gpu"]
     assert result.skipped and result.message == "NVML not found" and result.earned == 0
-    inner = check("04.inner", 1, lambda: skip("no kind on PATH"), hint="h")
+    check("04.inner", 1, lambda: skip("no kind on PATH"), hint="h")
+    inner = RESULTS["04.inner"]
     assert inner.skipped and "kind" in inner.message
     assert "skipped: NVML not found" in checks.score_table({"04.gpu": result})
 
