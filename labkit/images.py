@@ -54,6 +54,7 @@ __all__ = [
     "cache_dir",
     "ensure_base_images",
     "image_state",
+    "missing_base_images",
     "recipe_hash",
 ]
 

@@ -1,0 +1,88 @@
+"""`make bench`: lab 01's figures measured on this machine, written to build/bench/results.json.
+
+Sizes are of images built here in one run (so the ratio is what matters); start-up and
+latency come from the final image under a fixed, bounded load on loopback; notebook times
+are graded runs of each solution notebook.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+from labkit import build, dockerlab, grade, paths
+from labkit.images import ensure_base_images
+from labkit.lab import Lab
+from labkit.load import run_load
+
+OUT = paths.REPO / "build" / "bench" / "results.json"
+LABEL = "bench"
+
+
+def wait_for(url: str, timeout: float = 60) -> float:
+    started, deadline = time.monotonic(), time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:
+                if response.status == 200:
+                    return time.monotonic() - started
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"{url} did not answer 200 within {timeout}s")
+
+
+def image_figures(workspace: Path) -> dict:
+    app = Lab(LABEL, workspace).copy_app()
+    solution = paths.solution_for("01")
+    (app / "Dockerfile.naive").write_text(build.written_file(solution, "naive-dockerfile"))
+    (app / "Dockerfile").write_text(build.written_file(solution, "final-dockerfile"))
+    (app / ".dockerignore").write_text(build.written_file(solution, "ignore-file"))
+    naive = dockerlab.build(app, "labkit/bench-naive:v1", lab=LABEL, dockerfile="Dockerfile.naive")
+    final = dockerlab.build(app, "labkit/bench-final:v1", lab=LABEL)
+    figures = {"naive_image_bytes": naive.attrs["Size"], "final_image_bytes": final.attrs["Size"]}
+    figures["size_ratio"] = round(figures["final_image_bytes"] / figures["naive_image_bytes"], 4)
+
+    started = time.monotonic()
+    container = dockerlab.run("labkit/bench-final:v1", lab=LABEL, ports={8080: None},
+                              environment={"LOG_REQUESTS": "0"})
+    port = dockerlab.host_port(container, 8080)
+    figures["ready_s"] = round(wait_for(f"http://127.0.0.1:{port}/readyz"), 3)
+    dockerlab.wait_healthy(container, show=False)
+    figures["cold_start_s"] = round(time.monotonic() - started, 3)
+    body = json.dumps({"instances": [[5.1, 3.5, 1.4, 0.2]]}).encode()
+    run_load(f"http://127.0.0.1:{port}/predict", body, requests=200, concurrency=4)  # warm-up
+    load = run_load(f"http://127.0.0.1:{port}/predict", body, requests=2000, concurrency=8)
+    figures.update(load_requests=load.requests, load_errors=load.errors, rps=round(load.rps, 1),
+                   p50_ms=round(load.percentile(50), 2), p99_ms=round(load.percentile(99), 2))
+    return figures
+
+
+def main() -> int:
+    ensure_base_images()
+    results = {}
+    try:
+        with tempfile.TemporaryDirectory(prefix="labkit-bench-") as workspace:
+            results.update(image_figures(Path(workspace)))
+    finally:
+        dockerlab.cleanup(LABEL, images=True, show=False)
+    results["notebook_seconds"] = {}
+    for solution in paths.lab_notebooks(paths.SOLUTIONS):
+        report = grade.grade(solution)
+        results["notebook_seconds"][solution.stem] = round(report.seconds, 1)
+        if report.score != report.max_score:
+            raise SystemExit(f"{solution.name} scored {report.score}/{report.max_score} in the benchmark run")
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(json.dumps(results, indent=2) + "\n")
+    width = max(map(len, results))
+    for name, value in results.items():
+        print(f"{name:<{width}}  {value}")
+    print(f"wrote {OUT}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
