@@ -104,8 +104,9 @@ def _clean(args) -> int:
     except dockerlab.DockerLabError as exc:
         print(f"labkit clean: {exc}", file=sys.stderr)
         return 1
-    removed = dockerlab.cleanup(args.lab, images=True)
-    if not any(removed.values()):
+    removed = dockerlab.cleanup(args.lab)
+    images = dockerlab.remove_images(args.lab)
+    if not any(removed.values()) and not images:
         print("nothing to clean")
     return 0
 

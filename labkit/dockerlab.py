@@ -8,6 +8,7 @@ failure or an interrupted kernel.
 from __future__ import annotations
 
 import functools
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,24 +67,31 @@ def build(context: str | Path, tag: str, *, lab: str, dockerfile: str | Path = "
         print(f"$ docker build -t {tag} -f {dockerfile_path} {context}")
     log: list[str] = []
     step, started = "", time.monotonic()
-    stream = client().api.build(
-        path=str(context), dockerfile=str(dockerfile_path.resolve()), tag=tag,
-        labels=labels(lab), buildargs=buildargs or {}, rm=True, forcerm=True, decode=True)
-    for chunk in stream:
-        if "error" in chunk:
-            tail = "\n".join(log[-25:])
-            raise BuildError(
-                f"docker build failed at {step or 'the start'}:\n{chunk['error'].strip()}\n"
-                f"--- last lines of the build log ---\n{tail}", log)
-        text = chunk.get("stream", "")
-        for line in text.splitlines():
-            log.append(line)
-            if line.startswith("Step "):
-                if show and step:
-                    print(f"  done in {time.monotonic() - started:5.1f}s")
-                step, started = line, time.monotonic()
-                if show:
-                    print(line[:110])
+    heartbeat = started
+    try:
+        stream = client().api.build(
+            path=str(context), dockerfile=str(dockerfile_path.resolve()), tag=tag,
+            labels=labels(lab), buildargs=buildargs or {}, rm=True, forcerm=True, decode=True)
+        for chunk in stream:
+            if "error" in chunk:
+                tail = "\n".join(log[-25:])
+                raise BuildError(
+                    f"docker build failed at {step or 'the start'}:\n{chunk['error'].strip()}\n"
+                    f"--- last lines of the build log ---\n{tail}", log)
+            for line in chunk.get("stream", "").splitlines():
+                log.append(line)
+                if line.startswith("Step "):
+                    if show and step:
+                        print(f"  done in {time.monotonic() - started:5.1f}s")
+                    step, started = line, time.monotonic()
+                    heartbeat = started
+                    if show:
+                        print(line[:110])
+                elif show and time.monotonic() - heartbeat > 15:  # a long step: show it is alive
+                    heartbeat = time.monotonic()
+                    print(f"  … still running ({heartbeat - started:.0f}s): {line.strip()[:80]}")
+    except docker.errors.APIError as exc:  # the engine refused the Dockerfile before any step
+        raise BuildError(f"docker build failed: {exc.explanation or exc}", log) from None
     if show:
         print(f"  done in {time.monotonic() - started:5.1f}s")
     image = client().images.get(tag)
@@ -124,6 +132,7 @@ class Layer:
     def instruction(self) -> str:
         """The Dockerfile instruction, without the shell prefix Docker adds."""
         text = self.created_by.replace("/bin/sh -c #(nop) ", "").replace("/bin/sh -c ", "RUN ")
+        text = re.sub(r"(dir|file):[0-9a-f]{64}", " ", text)  # COPY's content hash, not a path
         return " ".join(text.split()) or "(imported file system)"
 
 
@@ -256,15 +265,15 @@ def remove_container(name: str) -> None:
 
 # ---------------------------------------------------------------- cleaning up
 
-def cleanup(lab: str | None = None, *, images: bool = False, show: bool = True) -> dict[str, int]:
+def cleanup(lab: str | None = None, *, show: bool = True) -> dict[str, int]:
     """Remove the containers, networks and volumes a lab made (every lab's when ``lab``
-    is None) and, with ``images``, untag its images. Safe to call any number of times."""
+    is None). Images stay: they are the build cache. Safe to call any number of times."""
     try:
         c = client()
     except DockerLabError:
         return {}
-    filters = {"label": f"{LABEL}={lab}" if lab else LABEL}
-    removed = {"containers": 0, "networks": 0, "volumes": 0, "images": 0}
+    filters = _filters(lab)
+    removed = {"containers": 0, "networks": 0, "volumes": 0}
     for container in c.containers.list(all=True, filters=filters):
         container.remove(force=True, v=True)
         removed["containers"] += 1
@@ -274,17 +283,54 @@ def cleanup(lab: str | None = None, *, images: bool = False, show: bool = True) 
     for volume in c.volumes.list(filters=filters):
         volume.remove(force=True)
         removed["volumes"] += 1
-    if images:
-        for img in c.images.list():
-            owner = img.labels.get(LABEL)
-            for tag in img.tags:
-                ours = tag.startswith(f"{IMAGE_PREFIX}{lab}-" if lab else IMAGE_PREFIX)
-                if ours or (owner and (lab is None or owner == lab)):
-                    c.images.remove(tag, noprune=True)  # keep layers: they are the build cache
-                    removed["images"] += 1
+    _report(removed, show)
+    return removed
+
+
+def forget_images(lab: str) -> int:
+    """Untag the lab's images so that a check can only find an image built in this run.
+
+    Their layers stay as build cache (``noprune``); what earlier runs left untagged and
+    this run did not rebuild is pruned first, so at most one generation accumulates.
+    """
+    c = client()
+    c.images.prune(filters={"dangling": True, "label": f"{LABEL}={lab}"})
+    tags = _image_tags(c, lab)
+    for tag in tags:
+        c.images.remove(tag, noprune=True)
+    return len(tags)
+
+
+def remove_images(lab: str | None = None, *, show: bool = True) -> int:
+    """Delete the lab's images (every lab's when ``lab`` is None) and their build cache."""
+    c = client()
+    tags = _image_tags(c, lab)
+    for tag in tags:
+        c.images.remove(tag, force=True)
+    c.images.prune(filters={"dangling": True, "label": f"{LABEL}={lab}" if lab else LABEL})
+    _report({"images": len(tags)}, show)
+    return len(tags)
+
+
+def _filters(lab: str | None) -> dict:
+    return {"label": f"{LABEL}={lab}" if lab else LABEL}
+
+
+def _image_tags(c, lab: str | None) -> list[str]:
+    """Tags of images a lab built: labelled with it, or named ``labkit/<lab>-…``."""
+    found = []
+    for img in c.images.list():
+        owner = img.labels.get(LABEL)
+        for tag in img.tags:
+            named = tag.startswith(f"{IMAGE_PREFIX}{lab}-" if lab else IMAGE_PREFIX)
+            if named or (owner and (lab is None or owner == lab)):
+                found.append(tag)
+    return found
+
+
+def _report(removed: dict[str, int], show: bool) -> None:
     if show and any(removed.values()):
         print("removed " + ", ".join(f"{n} {kind}" for kind, n in removed.items() if n))
-    return removed
 
 
 def human(size: float) -> str:

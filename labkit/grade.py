@@ -191,7 +191,9 @@ def grade(notebook: Path, *, parameters: dict | None = None, timeout: int = 900,
             raise GradingError(f"lab {lab} needs {need}: {reason}")
 
     prepared = prepare(student, solution)
-    dockerlab.cleanup(lab, images=True, show=False)
+    if "docker" in solution.metadata.get("labkit", {}).get("requires", []):
+        dockerlab.cleanup(lab, show=False)
+        dockerlab.forget_images(lab)
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix=f"labkit-grade-{lab}-") as workdir:
         source = Path(workdir) / notebook.name
@@ -211,7 +213,7 @@ def grade(notebook: Path, *, parameters: dict | None = None, timeout: int = 900,
         finally:
             if saved_strict is not None:
                 os.environ["LABKIT_STRICT"] = saved_strict
-            dockerlab.cleanup(lab, images=True, show=False)
+            dockerlab.cleanup(lab, show=False)
         executed = nbformat.read(output, as_version=4) if output.exists() else prepared
     checks, errors = collect(executed, solution)
     return Report(lab, str(notebook), checks, errors, time.monotonic() - started)

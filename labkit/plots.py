@@ -29,19 +29,21 @@ def layer_breakdown(images: dict[str, str], bases=("python:3.11", "python:3.11-s
 
     fig, ax = plt.subplots(figsize=(10, 1.1 * len(images) + 1.4))
     colours = iter(plt.get_cmap("tab10").colors)
+    widest = max(dockerlab.image_size(ref) for ref in images.values()) / 1e6
     for row, (label, ref) in enumerate(images.items()):
         base = dockerlab.base_image(ref, bases)
         added = dockerlab.layers(ref)[len(dockerlab.layers(base)) if base else 0:]
         small = sum(layer.size for layer in added if layer.size < 1e6)
-        segments = ([(dockerlab.image_size(base), f"base: {base}", "#b0b0b0")] if base else [])
+        segments = ([(dockerlab.image_size(base), base, "#b0b0b0")] if base else [])
         segments += [(layer.size, layer.instruction, next(colours)) for layer in added if layer.size >= 1e6]
         segments += [(small, "small layers", "#e0e0e0")] if small else []
         left = 0.0
         for size, text, colour in segments:
             width = size / 1e6
             ax.barh(row, width, left=left, color=colour, edgecolor="white")
-            if width > 60:
-                ax.text(left + 4, row, f"{text[:34]}\n{width:.0f} MB", va="center", fontsize=7)
+            room = int(width / widest * 180)  # characters that fit in the segment at this size
+            if room >= 6:
+                ax.text(left + widest / 200, row, f"{text[:room]}\n{width:.0f} MB", va="center", fontsize=7)
             left += width
     ax.set_yticks(range(len(images)), list(images))
     ax.invert_yaxis()

@@ -68,7 +68,8 @@ def main() -> int:
         with tempfile.TemporaryDirectory(prefix="labkit-bench-") as workspace:
             results.update(image_figures(Path(workspace)))
     finally:
-        dockerlab.cleanup(LABEL, images=True, show=False)
+        dockerlab.cleanup(LABEL, show=False)
+        dockerlab.remove_images(LABEL, show=False)
     results["notebook_seconds"] = {}
     for solution in paths.lab_notebooks(paths.SOLUTIONS):
         report = grade.grade(solution)

@@ -102,3 +102,11 @@ def test_grading_errors_are_clear(tmp_path):
     nbformat.write(new_notebook(), tmp_path / "42_unknown.ipynb")
     with pytest.raises(grade.GradingError, match="no solution notebook for lab 42"):
         grade.grade(tmp_path / "42_unknown.ipynb")
+
+
+def test_no_engine_is_a_grading_error_not_a_zero(monkeypatch):
+    from labkit import paths
+
+    monkeypatch.setitem(grade.NEEDS, "docker", lambda: "no Docker engine answers at unix:///nowhere")
+    with pytest.raises(grade.GradingError, match="lab 01 needs docker: no Docker engine"):
+        grade.grade(paths.LABS / "01_image_slimming.ipynb")

@@ -128,6 +128,21 @@ def test_tampered_lab_earns_only_what_it_solved(reports, lab):
     assert report.score == sum(c["points"] for c in report.checks if c["id"] in earned)
 
 
+def test_hangs_and_syntax_errors_cost_only_their_own_cells(tmp_path):
+    """A student cell that never ends is interrupted at the per-cell timeout and one with a
+    syntax error fails alone: grading goes on and scores what the rest of the notebook did."""
+    nb = nbformat.read(paths.solution_for("00"), as_version=4)
+    at = next(i for i, c in enumerate(nb.cells) if c.id == "start") + 1
+    nb.cells[at:at] = [new_code_cell("while True:\n    pass", id="spin"),
+                       new_code_cell("def broken(:\n    pass", id="typo")]
+    path = tmp_path / "00_setup.ipynb"
+    nbformat.write(nb, path)
+    report = grade.grade(path, timeout=20)
+    assert report.score == report.max_score > 0, json.dumps(report.checks, indent=1)
+    names = {e["ename"] for e in report.errors}
+    assert "SyntaxError" in names and names & {"KeyboardInterrupt", "CellTimeoutError", "TimeoutError"}, names
+
+
 def test_nothing_is_left_behind(reports):
     """Runs after the grading tests in this module: the labs and the grader cleaned up."""
     client = dockerlab.client()
