@@ -34,6 +34,7 @@ def _grade(args) -> int:
     executed = None
     if args.json:
         executed = Path(args.json).with_suffix(".executed.ipynb")
+        executed.parent.mkdir(parents=True, exist_ok=True)
     try:
         report = grade(Path(args.notebook), parameters=parameters, timeout=args.timeout,
                        executed_path=executed, progress=sys.stderr.isatty())
@@ -52,7 +53,6 @@ def _grade(args) -> int:
         console.print(f"{len(report.errors)} cell(s) raised errors; see the report.")
     if args.json:
         out = Path(args.json)
-        out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(report.as_dict(), indent=2) + "\n")
         out.with_suffix(".md").write_text(report.markdown())
         console.print(f"wrote {out}, {out.with_suffix('.md')} and {executed}")

@@ -2,14 +2,18 @@
 
 Everything a lab creates carries the label ``labkit.lab=<NN>``, so that a lab's
 cleanup, ``labkit grade`` and ``make clean`` can find and remove it, also after a
-failure or an interrupted kernel.
+failure or an interrupted kernel. Images built here also carry ``labkit.run``, the id
+of this Python process: a check only accepts a ``labkit/…`` image built by the same run
+of the notebook, never one left by an earlier run (a solution graded before, say).
 """
 
 from __future__ import annotations
 
 import functools
+import os
 import re
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +22,8 @@ import docker.errors
 from docker.utils.build import exclude_paths
 
 LABEL = "labkit.lab"
+RUN_LABEL = "labkit.run"
+RUN_ID = os.environ.get("LABKIT_RUN_ID") or uuid.uuid4().hex[:12]
 IMAGE_PREFIX = "labkit/"
 
 
@@ -71,7 +77,7 @@ def build(context: str | Path, tag: str, *, lab: str, dockerfile: str | Path = "
     try:
         stream = client().api.build(
             path=str(context), dockerfile=str(dockerfile_path.resolve()), tag=tag,
-            labels=labels(lab), buildargs=buildargs or {}, rm=True, forcerm=True, decode=True)
+            labels={**labels(lab), RUN_LABEL: RUN_ID}, buildargs=buildargs or {}, rm=True, forcerm=True, decode=True)
         for chunk in stream:
             if "error" in chunk:
                 tail = "\n".join(log[-25:])
@@ -137,10 +143,15 @@ class Layer:
 
 
 def image(ref: str):
+    """The image ``ref``; for a lab's own ``labkit/…`` image, only if this run built it."""
     try:
-        return client().images.get(ref)
+        found = client().images.get(ref)
     except docker.errors.ImageNotFound:
         raise AssertionError(f"image {ref} does not exist: build it first") from None
+    if ref.startswith(IMAGE_PREFIX) and found.labels.get(RUN_LABEL) != RUN_ID:
+        raise AssertionError(f"image {ref} was not built by this run of the notebook (it is left "
+                             "from an earlier one): run the cell that builds it again")
+    return found
 
 
 def image_size(ref: str) -> int:
@@ -287,18 +298,10 @@ def cleanup(lab: str | None = None, *, show: bool = True) -> dict[str, int]:
     return removed
 
 
-def forget_images(lab: str) -> int:
-    """Untag the lab's images so that a check can only find an image built in this run.
-
-    Their layers stay as build cache (``noprune``); what earlier runs left untagged and
-    this run did not rebuild is pruned first, so at most one generation accumulates.
-    """
-    c = client()
-    c.images.prune(filters={"dangling": True, "label": f"{LABEL}={lab}"})
-    tags = _image_tags(c, lab)
-    for tag in tags:
-        c.images.remove(tag, noprune=True)
-    return len(tags)
+def prune_stale_images(lab: str) -> None:
+    """Delete the lab's images that newer builds of the same tag replaced; the layers they
+    share with the current images stay as build cache."""
+    client().images.prune(filters={"dangling": True, "label": f"{LABEL}={lab}"})
 
 
 def remove_images(lab: str | None = None, *, show: bool = True) -> int:

@@ -193,7 +193,7 @@ def grade(notebook: Path, *, parameters: dict | None = None, timeout: int = 900,
     prepared = prepare(student, solution)
     if "docker" in solution.metadata.get("labkit", {}).get("requires", []):
         dockerlab.cleanup(lab, show=False)
-        dockerlab.forget_images(lab)
+        dockerlab.prune_stale_images(lab)
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix=f"labkit-grade-{lab}-") as workdir:
         source = Path(workdir) / notebook.name

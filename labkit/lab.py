@@ -64,6 +64,7 @@ def start(number: str, *, needs: tuple[str, ...] = ("docker",), workspace: str |
     lab = Lab(number, Path(workspace or Path.cwd() / "work" / number).resolve())
     lab.workspace.mkdir(parents=True, exist_ok=True)
     dockerlab.cleanup(number, show=False)
+    dockerlab.prune_stale_images(number)
     atexit.register(dockerlab.cleanup, number, show=False)
     print(f"lab {number} ready; scratch folder: {lab.workspace}")
     return lab

@@ -16,7 +16,7 @@ def context(tmp_path):
     dockerlab.remove_images(LAB, show=False)
 
 
-def test_build_inspect_run_and_clean_up(context, capsys):
+def test_build_inspect_run_and_clean_up(context, capsys, monkeypatch):
     (context / "Dockerfile").write_text(
         "FROM python:3.11-slim\nRUN echo hi > /greeting\nUSER nobody\nCMD [\"cat\", \"/greeting\"]\n")
     tag = f"labkit/{LAB}-demo:v1"
@@ -33,8 +33,23 @@ def test_build_inspect_run_and_clean_up(context, capsys):
     with pytest.raises(AssertionError, match="has no HEALTHCHECK"):
         dockerlab.wait_healthy(container, timeout=5, show=False)
     assert dockerlab.cleanup(LAB, show=False)["containers"] == 1
-    assert dockerlab.forget_images(LAB) == 1
-    with pytest.raises(AssertionError, match="does not exist: build it first"):
+    monkeypatch.setattr(dockerlab, "RUN_ID", "a-later-run")
+    with pytest.raises(AssertionError, match="not built by this run"):
+        dockerlab.image(tag)
+    dockerlab.image("python:3.11-slim")
+
+
+def test_rebuilt_images_leave_nothing_dangling_after_a_prune(context):
+    (context / "Dockerfile").write_text("FROM python:3.11-slim\nRUN date > /built\n")
+    tag = f"labkit/{LAB}-again:v1"
+    first = dockerlab.build(context, tag, lab=LAB, show=False)
+    (context / "Dockerfile").write_text("FROM python:3.11-slim\nRUN date > /built; echo 2\n")
+    dockerlab.build(context, tag, lab=LAB, show=False)
+    dockerlab.prune_stale_images(LAB)
+    with pytest.raises(Exception):
+        dockerlab.client().images.get(first.id)
+    assert dockerlab.remove_images(LAB, show=False) == 1
+    with pytest.raises(AssertionError, match="does not exist"):
         dockerlab.image(tag)
 
 
