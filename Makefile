@@ -7,7 +7,7 @@ LAB    ?= 01
 PORT   ?= 8888
 
 .DEFAULT_GOAL := help
-.PHONY: help setup lab test grade doctor images bench clean
+.PHONY: help setup lab test grade doctor images bench clean cluster cluster-down
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -41,3 +41,9 @@ bench: setup images ## measure image sizes, start time, latency and notebook tim
 
 clean: setup ## remove every container, network, volume and image the labs made
 	$(BIN)/labkit clean
+
+cluster: ## create the labs' kind cluster (kubectl context kind-labkit; says how to get kind)
+	environments/kind/cluster.sh up
+
+cluster-down: ## delete the labs' kind cluster
+	environments/kind/cluster.sh down

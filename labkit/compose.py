@@ -11,7 +11,10 @@ from __future__ import annotations
 import os
 import shlex
 import subprocess
+import time
 from pathlib import Path
+
+import yaml
 
 from . import probes
 
@@ -66,3 +69,82 @@ def down(project_dir: str | Path, project: str, *, files: tuple[str, ...] = (), 
         return
     run(project_dir, project, "down", "--volumes", "--remove-orphans", "--timeout", "5",
         files=files, show=show, check=False)
+
+
+def up(project_dir: str | Path, project: str, *services: str, files: tuple[str, ...] = (),
+       scale: dict[str, int] | None = None, env: dict[str, str] | None = None,
+       timeout: float = 300, show: bool = True) -> float:
+    """``compose up -d [--scale SERVICE=N]... [SERVICE]...``; returns the seconds it took.
+
+    ``up -d`` returns once the containers are started and, for a ``depends_on`` with
+    ``condition: service_healthy``, once the dependency is healthy. Existing containers
+    are kept (``--no-recreate``), so scaling up never restarts the replicas already there.
+    """
+    args = ["up", "-d", "--no-recreate"]
+    for service, n in (scale or {}).items():
+        args += ["--scale", f"{service}={n}"]
+    started = time.monotonic()
+    run(project_dir, project, *args, *services, files=files, env=env, timeout=timeout, show=show)
+    return time.monotonic() - started
+
+
+def health(container) -> str:
+    """``healthy``/``unhealthy``/``starting``, ``none`` without a healthcheck, or the container's
+    state (``exited``, ``restarting``…) when it is not running."""
+    container.reload()
+    state = container.attrs["State"]
+    if state.get("Status") != "running":
+        return state.get("Status", "?")
+    return (state.get("Health") or {}).get("Status", "none")
+
+
+def wait_healthy(project: str, services: tuple[str, ...] | None = None, *, count: dict[str, int] | None = None,
+                 timeout: float = 90, show: bool = True) -> dict[str, list[str]]:
+    """Wait until every container of the project (or of ``services``) is running and healthy
+    (or running, for a service without a healthcheck), and each service in ``count`` has that
+    many containers. Returns {service: [container names]}; raises AssertionError with the states
+    seen and the last log lines of a failing container at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = containers(project)
+        by_service: dict[str, list] = {}
+        for c in found:
+            by_service.setdefault(c.labels.get("com.docker.compose.service", "?"), []).append(c)
+        wanted = services or tuple(by_service) or tuple(count or ())
+        states = {c.name: health(c) for s in wanted for c in by_service.get(s, [])}
+        missing = [s for s in wanted if not by_service.get(s)]
+        short = {s: n for s, n in (count or {}).items() if len(by_service.get(s, [])) != n}
+        if found and not missing and not short and all(v in ("healthy", "none") for v in states.values()):
+            if show:
+                print("healthy: " + ", ".join(sorted(states)))
+            return {s: sorted(c.name for c in by_service[s]) for s in wanted}
+        if time.monotonic() > deadline or (not found and time.monotonic() > deadline - timeout + 5):
+            # (a project with no container at all after 5 s was never started: say so at once)
+            bad = [c for s in wanted for c in by_service.get(s, []) if states.get(c.name) not in ("healthy", "none")]
+            logs = ""
+            if bad:
+                logs = f"\nlast log lines of {bad[0].name}:\n" + bad[0].logs(tail=10).decode(errors="replace")
+            problem = (f"no containers in project {project}" if not found else
+                       f"no container of service(s) {missing}" if missing else
+                       f"replica counts {({s: len(by_service.get(s, [])) for s in short})}, wanted {short}"
+                       if short else f"states {states}")
+            waited = timeout if found else 5
+            raise AssertionError(f"project {project} not healthy after {waited:.0f}s: {problem}{logs}")
+        time.sleep(0.5)
+
+
+def published_port(project: str, service: str, port: int) -> int:
+    """The host port a service's container publishes for ``port`` (its first replica)."""
+    from . import dockerlab
+
+    found = [c for c in containers(project, service) if c.status == "running"]
+    if not found:
+        raise AssertionError(f"service {service} of project {project} has no running container")
+    return dockerlab.host_port(found[0], port)
+
+
+def config(project_dir: str | Path, project: str, *, files: tuple[str, ...] = ()) -> dict:
+    """The project's resolved configuration (``compose config``), as a dict."""
+
+    done = run(project_dir, project, "config", files=files, show=False, timeout=60)
+    return yaml.safe_load(done.stdout) or {}

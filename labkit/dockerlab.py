@@ -106,6 +106,72 @@ def build(context: str | Path, tag: str, *, lab: str, dockerfile: str | Path = "
     return image
 
 
+def build_with_buildkit(context: str | Path, tag: str, *, lab: str, dockerfile: str | Path = "Dockerfile",
+                        secrets: dict[str, str | Path] | None = None, buildargs: dict[str, str] | None = None,
+                        no_cache: bool = False, show: bool = True, timeout: float = 600):
+    """Build with BuildKit, which the Docker SDK cannot drive (``RUN --mount=type=secret``...).
+
+    Runs the client that ``probes.buildkit_command()`` found (``docker buildx build``, or a
+    pre-23 ``docker build`` with ``DOCKER_BUILDKIT=1``) with ``--secret id=ID,src=FILE`` per
+    entry of ``secrets``, labels the image like :func:`build`, prints the command and each
+    step, and returns the image. BuildKit leaves secrets out of its cache keys: a step cached
+    with an old secret is reused after the secret changes, unless ``no_cache``. A failed
+    build raises :class:`BuildError` with the log's end.
+    """
+    import shlex
+    import subprocess
+
+    from . import probes
+
+    found = probes.buildkit_command()
+    if found is None:
+        raise DockerLabError(f"no BuildKit here: {probes.buildkit_reason()}")
+    context = Path(context)
+    dockerfile = Path(dockerfile)
+    dockerfile_path = dockerfile if dockerfile.is_absolute() else context / dockerfile
+    if not dockerfile_path.exists():
+        raise DockerLabError(f"{dockerfile_path} does not exist: write it first (see the cell above)")
+    for key, src in (secrets or {}).items():
+        if not Path(src).is_file():
+            raise DockerLabError(f"secret {key!r}: file {src} does not exist")
+    argv = [*found.argv, "--progress=plain", "-t", tag, "-f", str(dockerfile_path),
+            "--label", f"{LABEL}={lab}", "--label", f"{RUN_LABEL}={RUN_ID}", *(["--no-cache"] if no_cache else [])]
+    for key, src in (secrets or {}).items():
+        argv += ["--secret", f"id={key},src={Path(src).resolve()}"]
+    for key, value in (buildargs or {}).items():
+        argv += ["--build-arg", f"{key}={value}"]
+    argv.append(str(context))
+    if show:
+        env_prefix = " ".join(f"{k}={v}" for k, v in found.env.items())
+        print("$ " + (env_prefix + " " if env_prefix else "") + " ".join(
+            shlex.quote(a) if not a.startswith(tuple(f"{k}=" for k in (buildargs or {}))) else "<build-arg>"
+            for a in argv))
+    log: list[str] = []
+    started = time.monotonic()
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, **found.env})
+    timer = __import__("threading").Timer(timeout, proc.kill)
+    timer.start()
+    try:
+        for line in proc.stdout:
+            line = line.rstrip()
+            log.append(line)
+            step = re.match(r"#\d+ (\[.*|DONE .*|CACHED|ERROR.*)$", line)
+            if show and step and not line.split(" ", 1)[1].startswith("[internal]"):
+                print("  " + line[:110])
+        code = proc.wait()
+    finally:
+        timer.cancel()
+    if code != 0:
+        why = "timed out" if time.monotonic() - started >= timeout else f"exit {code}"
+        tail = "\n".join(log[-25:])
+        raise BuildError(f"BuildKit build of {tag} failed ({why}):\n--- last lines of the build log ---\n{tail}", log)
+    image = client().images.get(tag)
+    if show:
+        print(f"built {tag} with BuildKit in {time.monotonic() - started:.1f}s: {human(image.attrs['Size'])}")
+    return image
+
+
 def context_files(context: str | Path, dockerfile: str = "Dockerfile") -> list[str]:
     """Files and folders a build would send, after the context's ``.dockerignore``.
 
@@ -277,14 +343,18 @@ def remove_container(name: str) -> None:
 # ---------------------------------------------------------------- cleaning up
 
 def cleanup(lab: str | None = None, *, show: bool = True) -> dict[str, int]:
-    """Remove the containers, networks and volumes a lab made (every lab's when ``lab``
-    is None). Images stay: they are the build cache. Safe to call any number of times."""
+    """Remove the containers, networks, volumes and swarm services and secrets a lab made
+    (every lab's when ``lab`` is None), and leave the swarm if the lab created it (its node
+    carries the label). Images stay: they are the build cache. Safe to call any number of times."""
     try:
         c = client()
     except DockerLabError:
         return {}
     filters = _filters(lab)
-    removed = {"containers": 0, "networks": 0, "volumes": 0}
+    removed = {"services": 0, "secrets": 0, "containers": 0, "networks": 0, "volumes": 0}
+    swarm = c.info().get("Swarm") or {}
+    if swarm.get("LocalNodeState") == "active" and swarm.get("ControlAvailable"):
+        _cleanup_swarm(c, lab, swarm["NodeID"], removed)
     for container in c.containers.list(all=True, filters=filters):
         container.remove(force=True, v=True)
         removed["containers"] += 1
@@ -296,6 +366,31 @@ def cleanup(lab: str | None = None, *, show: bool = True) -> dict[str, int]:
         removed["volumes"] += 1
     _report(removed, show)
     return removed
+
+
+def _cleanup_swarm(c, lab: str | None, node_id: str, removed: dict[str, int]) -> None:
+    def ours(obj) -> bool:  # labelled, or named the labs' way (a student may forget --label)
+        owner = (obj.attrs["Spec"].get("Labels") or {}).get(LABEL)
+        return (owner and (lab is None or owner == lab)) or obj.name.startswith(f"labkit-{lab or ''}")
+
+    services = [s for s in c.services.list() if ours(s)]
+    for service in services:
+        service.remove()
+        removed["services"] += 1
+    ids, deadline = {s.id for s in services}, time.monotonic() + 30  # a secret goes once no task uses it
+    while ids and time.monotonic() < deadline and any(
+            task.labels.get("com.docker.swarm.service.id") in ids
+            for task in c.containers.list(all=True, filters={"label": "com.docker.swarm.service.id"})):
+        time.sleep(0.5)
+    for secret in [s for s in c.secrets.list() if ours(s)]:
+        try:
+            secret.remove()
+            removed["secrets"] += 1
+        except docker.errors.APIError:
+            pass  # still in use: it goes with the swarm below, or with the next cleanup
+    owner = (c.nodes.get(node_id).attrs["Spec"].get("Labels") or {}).get(LABEL)
+    if owner and (lab is None or owner == lab):
+        c.swarm.leave(force=True)
 
 
 def prune_stale_images(lab: str) -> None:

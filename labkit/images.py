@@ -116,6 +116,14 @@ BASE_IMAGES: dict[str, BaseImage] = {
             smoke=("sh", "-c", "gcc --version >/dev/null && git --version >/dev/null"
                    " && python -c 'import sysconfig, ssl; print(sysconfig.get_paths()[\"include\"])'"),
         ),
+        BaseImage(
+            name="nginx:1.27",
+            packages="nginx.packages",
+            dockerfile="nginx.Dockerfile",
+            slim=True,  # the official image is FROM debian:bookworm-slim
+            official_size=None,  # not measured offline; nginx:1.22.1 (bullseye) is 141.7 MB per repo-info
+            smoke=("sh", "-c", "nginx -t && curl --version >/dev/null && envsubst --version >/dev/null"),
+        ),
     )
 }
 

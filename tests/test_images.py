@@ -331,6 +331,9 @@ print(json.dumps({
 """
 
 
+PYTHON_IMAGES = sorted(n for n in BASE_IMAGES if n.startswith("python:"))
+
+
 @pytest.fixture(scope="module")
 def ensured():
     """ensure_base_images() once for the module (a cold build takes minutes, then < 1 s)."""
@@ -349,7 +352,7 @@ def client(ensured):
 @pytest.fixture(scope="module")
 def probe(client, ensured):
     facts = {}
-    for name in ensured:
+    for name in (n for n in ensured if n in PYTHON_IMAGES):
         out = client.containers.run(name, ["python", "-c", PROBE], remove=True)
         facts[name] = json.loads(out.decode().strip().splitlines()[-1])
     return facts
@@ -375,7 +378,7 @@ class TestStandIns:
         assert [r.how for r in again] == ["present"] * len(again)
         assert {r.name: r.image_id for r in again} == {n: r.image_id for n, r in ensured.items()}
 
-    @pytest.mark.parametrize("name", sorted(BASE_IMAGES))
+    @pytest.mark.parametrize("name", PYTHON_IMAGES)
     def test_python_and_pip(self, probe, name):
         facts = probe[name]
         assert facts["python"].startswith("3.11.")
@@ -395,10 +398,11 @@ class TestStandIns:
         assert labels["labkit.standin.of"] == name
         assert labels["labkit.standin.recipe"] == images.recipe_hash(name)
         assert "stand-in" in labels["org.opencontainers.image.description"]
-        assert attrs["Config"]["Cmd"] == ["python3"]
+        cmd = ["nginx", "-g", "daemon off;"] if name.startswith("nginx:") else ["python3"]
+        assert attrs["Config"]["Cmd"] == cmd
         assert attrs["Config"]["WorkingDir"] == "/"
 
-    @pytest.mark.parametrize("name", sorted(BASE_IMAGES))
+    @pytest.mark.parametrize("name", PYTHON_IMAGES)
     def test_standin_trusts_the_host_ca(self, ensured, probe, name):
         self._standin(ensured, name)
         facts = probe[name]
@@ -432,3 +436,30 @@ class TestStandIns:
                          " && python -c 'import six; print(six.__file__)'"],
             remove=True)
         assert out.decode().strip().startswith("/root/.local/lib/python3.11/")
+
+    def test_nginx_behaves_like_the_official_image(self, ensured, client):
+        """Config in conf.d/default.conf, port 80, nginx in the foreground, logs on stdout/stderr."""
+        name = "nginx:1.27"
+        attrs = client.images.get(name).attrs["Config"]
+        assert attrs["Cmd"] == ["nginx", "-g", "daemon off;"]
+        assert "80/tcp" in attrs["ExposedPorts"]
+        assert attrs["StopSignal"] == "SIGQUIT"
+        script = ("nginx -T 2>/dev/null | grep -q 'configuration file /etc/nginx/conf.d/default.conf'"
+                  " && ! nginx -T 2>/dev/null | grep -q sites-enabled/default"
+                  " && [ \"$(readlink /var/log/nginx/access.log)\" = /dev/stdout ]"
+                  " && [ \"$(readlink /var/log/nginx/error.log)\" = /dev/stderr ]"
+                  " && id -u nginx && echo ok")
+        out = client.containers.run(name, ["sh", "-c", script], remove=True).decode().split()
+        assert out == ["101", "ok"], out
+        server = client.containers.run(name, detach=True, labels={"labkit.lab": "test"})
+        try:
+            deadline = time.monotonic() + 20
+            while True:
+                code, page = server.exec_run(["curl", "-fsS", "http://127.0.0.1/"])
+                if code == 0 or time.monotonic() > deadline:
+                    break
+                time.sleep(0.3)
+            assert code == 0 and b"Welcome to nginx" in page, page
+            assert b'"GET / HTTP/1.1" 200' in server.logs(stdout=True, stderr=False)
+        finally:
+            server.remove(force=True)

@@ -1,14 +1,25 @@
-"""The reference files later labs and the benchmark build from are lab 01's solution."""
+"""The reference files in environments/ that later labs, `make cluster` and the benchmark use
+are the solutions' answers, byte for byte (lab 01's carry a one-line header)."""
+
+import pytest
 
 from labkit import build, paths
 
+REFERENCES = [
+    ("01", "final-dockerfile", "environments/app/Dockerfile"),
+    ("01", "ignore-file", "environments/app/.dockerignore"),
+    ("02", "compose-file", "environments/compose/compose.yaml"),
+    ("02", "k8s-deployment", "environments/k8s/app/base/deployment.yaml"),
+    ("02", "overlay-dev", "environments/k8s/app/overlays/dev/kustomization.yaml"),
+    ("02", "overlay-prod", "environments/k8s/app/overlays/prod/kustomization.yaml"),
+]
 
-def test_app_dockerfile_and_dockerignore_are_lab_01s_answers():
-    solution = paths.solution_for("01")
-    for name, cell in (("Dockerfile", "final-dockerfile"), (".dockerignore", "ignore-file")):
-        text = (paths.APP / name).read_text()
-        body = "".join(line for line in text.splitlines(keepends=True) if not line.startswith("# Lab 01"))
-        assert body == build.written_file(solution, cell), f"environments/app/{name} differs from the solution"
+
+@pytest.mark.parametrize("lab,cell,path", REFERENCES)
+def test_reference_file_is_the_solutions_answer(lab, cell, path):
+    text = (paths.REPO / path).read_text()
+    body = "".join(line for line in text.splitlines(keepends=True) if not line.startswith("# Lab 01's"))
+    assert body == build.written_file(paths.solution_for(lab), cell), f"{path} differs from the solution"
 
 
 def test_student_copy_of_the_app_holds_no_answers(tmp_path):

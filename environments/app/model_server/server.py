@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import signal
+import socket
 import sys
 import threading
 import time
@@ -61,6 +62,7 @@ class ModelHTTPServer(ThreadingHTTPServer):
         self.holder = ModelHolder(settings.model_dir)
         self.metrics = Metrics(settings.version)
         self.draining = False
+        self.hostname = socket.gethostname()  # X-Served-By: tells replicas behind a proxy apart
         self._in_flight = 0
         self._idle = threading.Condition()
         self.routes = build_routes(settings)
@@ -169,6 +171,7 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("X-Model-Version", self.server.settings.version)
+        self.send_header("X-Served-By", self.server.hostname)
         for name, value in (headers or {}).items():
             self.send_header(name, value)
         if self.server.draining or self.close_connection:

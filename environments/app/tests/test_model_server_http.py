@@ -37,6 +37,15 @@ def test_liveness_and_readiness(ready_server):
     assert ready_server.get("/readyz").json()["status"] == "ready"
 
 
+def test_every_response_names_the_host_that_served_it(ready_server):
+    """X-Served-By: behind a proxy with several replicas, tells which one answered."""
+    import socket
+
+    for response in (ready_server.get("/healthz"), ready_server.post("/predict", THREE),
+                     ready_server.get("/no-such-route")):
+        assert response.headers["X-Served-By"] == socket.gethostname(), response.headers
+
+
 def test_predict(ready_server):
     response = ready_server.post("/predict", THREE)
     assert response.status == 200

@@ -1,0 +1,63 @@
+"""moto server lifecycle and the Vault probe, for real (processes and sockets)."""
+
+import http.server
+import threading
+
+import pytest
+
+from labkit import emulators, probes
+
+
+def test_moto_starts_answers_serves_secrets_and_stops():
+    port = emulators.free_port(None)
+    moto = emulators.start_moto(port, show=False)
+    try:
+        assert moto.running() and moto.answers() and moto.port == port
+        assert moto.env["AWS_ENDPOINT_URL"] == f"http://127.0.0.1:{port}"
+        sm = moto.client("secretsmanager")
+        sm.create_secret(Name="t/one", SecretString="v1")  # pragma: allowlist secret
+        sm.put_secret_value(SecretId="t/one", SecretString="v2")  # pragma: allowlist secret
+        stages = {s for v in sm.list_secret_version_ids(SecretId="t/one")["Versions"] for s in v["VersionStages"]}
+        assert stages == {"AWSCURRENT", "AWSPREVIOUS"}
+        moto.reset()
+        assert sm.list_secrets()["SecretList"] == []
+        with pytest.raises(emulators.EmulatorError, match="already in use"):
+            emulators.start_moto(port, show=False)
+    finally:
+        moto.stop()
+    assert not moto.running() and not moto.answers()
+    moto.stop()  # safe to repeat
+    assert emulators.free_port(port) == port
+
+
+def test_vault_probe_reasons(monkeypatch):
+    monkeypatch.delenv("VAULT_ADDR", raising=False)
+    assert "VAULT_ADDR is not set" in probes.vault_reason()
+    monkeypatch.setenv("VAULT_ADDR", "http://127.0.0.1:1")
+    monkeypatch.delenv("VAULT_TOKEN", raising=False)
+    assert "VAULT_TOKEN is not set" in probes.vault_reason()
+    monkeypatch.setenv("VAULT_TOKEN", "not-a-real-token")  # pragma: allowlist secret
+    port = emulators.free_port(None)
+    monkeypatch.setenv("VAULT_ADDR", f"http://127.0.0.1:{port}")
+    assert "no Vault server answers" in probes.vault_reason()
+
+
+@pytest.mark.parametrize("status, expected", [(200, None), (503, "sealed")])
+def test_vault_probe_against_a_health_endpoint(monkeypatch, status, expected):
+    class Health(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(status if self.path.startswith("/v1/sys/health") else 404)
+            self.end_headers()
+
+        def log_message(self, *_):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Health)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setenv("VAULT_ADDR", f"http://127.0.0.1:{server.server_port}")
+        monkeypatch.setenv("VAULT_TOKEN", "not-a-real-token")  # pragma: allowlist secret
+        reason = probes.vault_reason()
+        assert reason is None if expected is None else expected in reason
+    finally:
+        server.shutdown()
