@@ -38,7 +38,9 @@ def test_registry_is_complete():
         assert image.name == name and ":" in name
         for recipe_file in (image.packages, image.dockerfile, "rootfs-setup.sh"):
             assert (RECIPES_DIR / recipe_file).is_file(), recipe_file
-        assert image.official_size and image.official_size > 0
+        assert image.official_size is None or image.official_size > 0
+    # lab 01's ratios are measured on these two, so their stand-ins must match a known official size
+    assert all(BASE_IMAGES[name].official_size for name in ("python:3.11-slim", "python:3.11"))
     assert (RECIPES_DIR / "README.md").is_file()
 
 
@@ -412,7 +414,7 @@ class TestStandIns:
             assert facts["env"][var] == bundle, var
         assert facts["apt_lists"] == [], "apt lists must be removed, as in the official images"
 
-    @pytest.mark.parametrize("name", sorted(BASE_IMAGES))
+    @pytest.mark.parametrize("name", sorted(n for n, i in BASE_IMAGES.items() if i.official_size))
     def test_size_is_faithful_to_the_official_image(self, ensured, name):
         self._standin(ensured, name)
         ratio = ensured[name].size / BASE_IMAGES[name].official_size
