@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from . import probes
+from . import dockerlab, probes
 
 
 class ComposeError(RuntimeError):
@@ -55,8 +55,6 @@ def run(project_dir: str | Path, project: str, *args: str, files: tuple[str, ...
 
 def containers(project: str, service: str | None = None) -> list:
     """The project's containers (running or not), optionally of one service."""
-    from . import dockerlab
-
     labels = [f"com.docker.compose.project={project}"]
     if service:
         labels.append(f"com.docker.compose.service={service}")
@@ -88,16 +86,6 @@ def up(project_dir: str | Path, project: str, *services: str, files: tuple[str, 
     return time.monotonic() - started
 
 
-def health(container) -> str:
-    """``healthy``/``unhealthy``/``starting``, ``none`` without a healthcheck, or the container's
-    state (``exited``, ``restarting``…) when it is not running."""
-    container.reload()
-    state = container.attrs["State"]
-    if state.get("Status") != "running":
-        return state.get("Status", "?")
-    return (state.get("Health") or {}).get("Status", "none")
-
-
 def wait_healthy(project: str, services: tuple[str, ...] | None = None, *, count: dict[str, int] | None = None,
                  timeout: float = 90, show: bool = True) -> dict[str, list[str]]:
     """Wait until every container of the project (or of ``services``) is running and healthy
@@ -111,7 +99,7 @@ def wait_healthy(project: str, services: tuple[str, ...] | None = None, *, count
         for c in found:
             by_service.setdefault(c.labels.get("com.docker.compose.service", "?"), []).append(c)
         wanted = services or tuple(by_service) or tuple(count or ())
-        states = {c.name: health(c) for s in wanted for c in by_service.get(s, [])}
+        states = {c.name: dockerlab.health(c) for s in wanted for c in by_service.get(s, [])}
         missing = [s for s in wanted if not by_service.get(s)]
         short = {s: n for s, n in (count or {}).items() if len(by_service.get(s, [])) != n}
         if found and not missing and not short and all(v in ("healthy", "none") for v in states.values()):
@@ -135,8 +123,6 @@ def wait_healthy(project: str, services: tuple[str, ...] | None = None, *, count
 
 def published_port(project: str, service: str, port: int) -> int:
     """The host port a service's container publishes for ``port`` (its first replica)."""
-    from . import dockerlab
-
     found = [c for c in containers(project, service) if c.status == "running"]
     if not found:
         raise AssertionError(f"service {service} of project {project} has no running container")

@@ -333,6 +333,51 @@ def wait_healthy(container, timeout: float = 90, show: bool = True) -> str:
         time.sleep(0.5)
 
 
+def health(container) -> str:
+    """``healthy``/``unhealthy``/``starting``, ``none`` without a healthcheck, or the container's
+    state (``exited``, ``restarting``…) when it is not running."""
+    container.reload()
+    state = container.attrs["State"]
+    if state.get("Status") != "running":
+        return state.get("Status", "?")
+    return (state.get("Health") or {}).get("Status", "none")
+
+
+def restart_count(container) -> int:
+    container.reload()
+    return container.attrs["RestartCount"]
+
+
+def watch(container, until, *, timeout: float = 60, every: float = 1.0) -> float:
+    """Print the container's (status, health, restarts) whenever it changes, until
+    ``until(state)`` holds; returns the seconds that took."""
+    started, last = time.monotonic(), None
+    while time.monotonic() - started < timeout:
+        now = health(container)  # reloads the container's attributes
+        state = (container.attrs["State"]["Status"], now, container.attrs["RestartCount"])
+        if state != last:
+            print(f"{time.monotonic() - started:5.1f}s  status={state[0]:<10} health={state[1]:<10} "
+                  f"restarts={state[2]}")
+            last = state
+        if until(state):
+            return time.monotonic() - started
+        time.sleep(every)
+    raise AssertionError(f"{container.name}: still {last} after {timeout:.0f}s")
+
+
+def child_of_init(container) -> int:
+    """PID, inside the container, of the main program when it runs under an init process
+    (``init: true`` / ``docker run --init``): the child of PID 1."""
+    code, out = container.exec_run(
+        ["python", "-c", "import os\n"
+         "for p in filter(str.isdigit, os.listdir('/proc')):\n"
+         "    if open(f'/proc/{p}/stat').read().rsplit(')', 1)[1].split()[1] == '1': print(p)"])
+    pids = out.decode().split()
+    assert code == 0 and pids, (f"no child of PID 1 in {container.name}: does the program run "
+                                f"under an init process (`init: true`)? {out.decode()[-200:]}")
+    return int(pids[0])
+
+
 def remove_container(name: str) -> None:
     try:
         client().containers.get(name).remove(force=True)

@@ -73,3 +73,12 @@ def test_context_files_follow_dockerignore(tmp_path):
     (tmp_path / ".dockerignore").write_text("# junk\n.git\ntests/\n**/.ipynb_checkpoints\n")
     sent = dockerlab.context_files(tmp_path)
     assert "app.py" in sent and not any(p.startswith((".git", "tests")) or "checkpoints" in p for p in sent)
+
+
+def test_container_state_helpers(context):
+    container = dockerlab.run("python:3.11-slim", lab=LAB, command=["sleep", "30"], init=True)
+    assert dockerlab.health(container) == "none" and dockerlab.restart_count(container) == 0
+    assert dockerlab.child_of_init(container) > 1
+    assert dockerlab.watch(container, until=lambda state: state[0] == "running", timeout=10) < 10
+    with pytest.raises(AssertionError, match="still"):
+        dockerlab.watch(container, until=lambda state: state[0] == "exited", timeout=1.5, every=0.5)
