@@ -8,18 +8,16 @@ network and volume.
 
 from __future__ import annotations
 
-import os
-import shlex
 import subprocess
 import time
 from pathlib import Path
 
 import yaml
 
-from . import dockerlab, probes
+from . import commands, dockerlab, probes
 
 
-class ComposeError(RuntimeError):
+class ComposeError(commands.CommandError):
     pass
 
 
@@ -40,17 +38,8 @@ def run(project_dir: str | Path, project: str, *args: str, files: tuple[str, ...
     """Run ``compose -p PROJECT [-f FILE]... ARGS`` in ``project_dir``; prints the command
     and, when it fails, raises with the end of its output."""
     argv = [*command(), "-p", project, *(a for f in files for a in ("-f", f)), *args]
-    if show:
-        print("$ " + " ".join(shlex.quote(a) for a in argv))
-    try:
-        done = subprocess.run(argv, cwd=project_dir, capture_output=True, text=True, timeout=timeout,
-                              env={**os.environ, **(env or {})})
-    except subprocess.TimeoutExpired:
-        raise ComposeError(f"`{' '.join(argv)}` did not finish within {timeout:.0f}s") from None
-    if check and done.returncode != 0:
-        tail = (done.stdout + done.stderr).strip().splitlines()[-20:]
-        raise ComposeError(f"`{' '.join(argv)}` failed (exit {done.returncode}):\n" + "\n".join(tail))
-    return done
+    return commands.run(argv, cwd=project_dir, env=env, timeout=timeout, show=show, check=check,
+                        error=ComposeError)
 
 
 def containers(project: str, service: str | None = None) -> list:

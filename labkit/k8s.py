@@ -19,7 +19,6 @@ would type. The lab cluster is ``kind-labkit`` (cluster ``labkit``), its config 
 from __future__ import annotations
 
 import json
-import shlex
 import subprocess
 import time
 from pathlib import Path
@@ -27,7 +26,7 @@ from typing import Iterable
 
 import yaml
 
-from . import paths
+from . import commands, paths
 
 #: The Kubernetes version manifests are validated against (kind's node image pins the same minor).
 KUBERNETES_VERSION = "1.31"
@@ -37,7 +36,7 @@ KIND_CONFIG = paths.ENVIRONMENTS / "kind" / "cluster.yaml"
 WORKLOAD_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job"}
 
 
-class K8sError(RuntimeError):
+class K8sError(commands.CommandError):
     """A kubectl or kind command failed; the message has the command and its output."""
 
 
@@ -45,18 +44,7 @@ class K8sError(RuntimeError):
 
 def _run(argv: list[str], *, timeout: float, show: bool, check: bool = True,
          input: str | None = None) -> subprocess.CompletedProcess:
-    if show:
-        print("$ " + " ".join(shlex.quote(a) for a in argv))
-    try:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, input=input)
-    except FileNotFoundError:
-        raise K8sError(f"{argv[0]} is not installed (see `make doctor`)") from None
-    except subprocess.TimeoutExpired:
-        raise K8sError(f"`{' '.join(argv)}` did not finish within {timeout:.0f}s") from None
-    if check and done.returncode != 0:
-        tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-15:])
-        raise K8sError(f"`{' '.join(argv)}` failed (exit {done.returncode}):\n{tail}")
-    return done
+    return commands.run(argv, timeout=timeout, show=show, check=check, input=input, error=K8sError)
 
 
 def kubectl(*args: str, context: str = CONTEXT, timeout: float = 60, show: bool = True,
@@ -145,13 +133,7 @@ def render(directory: str | Path, *, timeout: float = 60) -> str:
     directory = Path(directory)
     if not (directory / "kustomization.yaml").is_file():
         raise AssertionError(f"{directory} has no kustomization.yaml")
-    argv = ["kubectl", "kustomize", str(directory)]
-    try:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
-    except FileNotFoundError:
-        raise K8sError("kubectl is not installed (see `make doctor`)") from None
-    except subprocess.TimeoutExpired:
-        raise K8sError(f"`{' '.join(argv)}` did not finish within {timeout:.0f}s") from None
+    done = _run(["kubectl", "kustomize", str(directory)], timeout=timeout, show=False, check=False)
     if done.returncode != 0:
         raise AssertionError(f"`kubectl kustomize {directory}` failed: {done.stderr.strip()[-600:]}")
     return done.stdout
