@@ -12,6 +12,9 @@ from __future__ import annotations
 import functools
 import os
 import re
+import shlex
+import subprocess
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -20,6 +23,8 @@ from pathlib import Path
 import docker
 import docker.errors
 from docker.utils.build import exclude_paths
+
+from . import probes
 
 LABEL = "labkit.lab"
 RUN_LABEL = "labkit.run"
@@ -64,11 +69,7 @@ def build(context: str | Path, tag: str, *, lab: str, dockerfile: str | Path = "
     took, and returns the image. A failed step raises :class:`BuildError` naming the
     step, with the end of the log.
     """
-    context = Path(context)
-    dockerfile = Path(dockerfile)
-    dockerfile_path = dockerfile if dockerfile.is_absolute() else context / dockerfile
-    if not dockerfile_path.exists():
-        raise DockerLabError(f"{dockerfile_path} does not exist: write it first (see the cell above)")
+    context, dockerfile_path = _context_and_dockerfile(context, dockerfile)
     if show:
         print(f"$ docker build -t {tag} -f {dockerfile_path} {context}")
     log: list[str] = []
@@ -77,7 +78,7 @@ def build(context: str | Path, tag: str, *, lab: str, dockerfile: str | Path = "
     try:
         stream = client().api.build(
             path=str(context), dockerfile=str(dockerfile_path.resolve()), tag=tag,
-            labels={**labels(lab), RUN_LABEL: RUN_ID}, buildargs=buildargs or {}, rm=True, forcerm=True, decode=True)
+            labels=_build_labels(lab), buildargs=buildargs or {}, rm=True, forcerm=True, decode=True)
         for chunk in stream:
             if "error" in chunk:
                 tail = "\n".join(log[-25:])
@@ -118,24 +119,16 @@ def build_with_buildkit(context: str | Path, tag: str, *, lab: str, dockerfile: 
     with an old secret is reused after the secret changes, unless ``no_cache``. A failed
     build raises :class:`BuildError` with the log's end.
     """
-    import shlex
-    import subprocess
-
-    from . import probes
-
     found = probes.buildkit_command()
     if found is None:
         raise DockerLabError(f"no BuildKit here: {probes.buildkit_reason()}")
-    context = Path(context)
-    dockerfile = Path(dockerfile)
-    dockerfile_path = dockerfile if dockerfile.is_absolute() else context / dockerfile
-    if not dockerfile_path.exists():
-        raise DockerLabError(f"{dockerfile_path} does not exist: write it first (see the cell above)")
+    context, dockerfile_path = _context_and_dockerfile(context, dockerfile)
     for key, src in (secrets or {}).items():
         if not Path(src).is_file():
             raise DockerLabError(f"secret {key!r}: file {src} does not exist")
     argv = [*found.argv, "--progress=plain", "-t", tag, "-f", str(dockerfile_path),
-            "--label", f"{LABEL}={lab}", "--label", f"{RUN_LABEL}={RUN_ID}", *(["--no-cache"] if no_cache else [])]
+            *(a for k, v in _build_labels(lab).items() for a in ("--label", f"{k}={v}")),
+            *(["--no-cache"] if no_cache else [])]
     for key, src in (secrets or {}).items():
         argv += ["--secret", f"id={key},src={Path(src).resolve()}"]
     for key, value in (buildargs or {}).items():
@@ -150,7 +143,7 @@ def build_with_buildkit(context: str | Path, tag: str, *, lab: str, dockerfile: 
     started = time.monotonic()
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env={**os.environ, **found.env})
-    timer = __import__("threading").Timer(timeout, proc.kill)
+    timer = threading.Timer(timeout, proc.kill)
     timer.start()
     try:
         for line in proc.stdout:
@@ -170,6 +163,19 @@ def build_with_buildkit(context: str | Path, tag: str, *, lab: str, dockerfile: 
     if show:
         print(f"built {tag} with BuildKit in {time.monotonic() - started:.1f}s: {human(image.attrs['Size'])}")
     return image
+
+
+def _context_and_dockerfile(context: str | Path, dockerfile: str | Path) -> tuple[Path, Path]:
+    context, dockerfile = Path(context), Path(dockerfile)
+    path = dockerfile if dockerfile.is_absolute() else context / dockerfile
+    if not path.exists():
+        raise DockerLabError(f"{path} does not exist: write it first (see the cell above)")
+    return context, path
+
+
+def _build_labels(lab: str) -> dict[str, str]:
+    """Every image a lab builds says which lab and which run (see :data:`RUN_ID`)."""
+    return {**labels(lab), RUN_LABEL: RUN_ID}
 
 
 def context_files(context: str | Path, dockerfile: str = "Dockerfile") -> list[str]:
