@@ -1,0 +1,301 @@
+"""SageMaker's side of lab 05 that runs on this machine: the model archive, the serving
+contract measured on a real container, the endpoint's start-up as SageMaker's health checker
+sees it, and invocation results for the moto emulator taken from the real container.
+
+The limits are SageMaker's documented ones for real-time endpoints with a custom container:
+``docker run IMAGE serve``, port 8080 (or ``SAGEMAKER_BIND_TO_PORT``), ``GET /ping`` answered
+within 2 s, ``POST /invocations`` within 60 s, SIGTERM then SIGKILL 30 s later, and a start-up
+window of ``ContainerStartupHealthCheckTimeoutInSeconds`` (60-3600 s; 8 minutes when unset).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+import tarfile
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import contract, dockerlab
+from .contract import Requirement
+from .serving import IRIS_CLASSES, IRIS_ROWS
+
+PORT = 8080
+PING_TIMEOUT_S = 2.0
+INVOKE_TIMEOUT_S = 60.0
+STOP_GRACE_S = 30
+DEFAULT_STARTUP_S = 480
+STARTUP_RANGE_S = (60, 3600)
+MODEL_DIR = "/opt/ml/model"
+
+
+class StartError(RuntimeError):
+    """The container did not start the way SageMaker starts it."""
+
+
+# ---------------------------------------------------------------- model.tar.gz
+
+def package_model(model_dir: str | Path, out: str | Path) -> Path:
+    """``model.tar.gz`` the way SageMaker unpacks it: the files at the archive's root."""
+    model_dir, out = Path(model_dir), Path(out)
+    with tarfile.open(out, "w:gz") as tar:
+        for path in sorted(model_dir.iterdir()):
+            tar.add(path, arcname=path.name)
+    return out
+
+
+def archive_members(tar_path: str | Path) -> list[str]:
+    with tarfile.open(tar_path, "r:gz") as tar:
+        return tar.getnames()
+
+
+def unpack(tar_path: str | Path, dest: str | Path) -> Path:
+    """Unpack like SageMaker does into /opt/ml/model (refusing paths that leave ``dest``)."""
+    dest = Path(dest)
+    shutil.rmtree(dest, ignore_errors=True)
+    dest.mkdir(parents=True)
+    with tarfile.open(tar_path, "r:gz") as tar:
+        tar.extractall(dest, filter="data")
+    for path in [dest, *dest.rglob("*")]:  # readable by the image's non-root user
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    return dest
+
+
+# ---------------------------------------------------------------- running like SageMaker
+
+def run_like_sagemaker(image: str, model_tar: str | Path, *, lab: str, name: str | None = None,
+                       environment: dict | None = None, port: int = PORT):
+    """``docker run IMAGE serve`` with the archive unpacked at /opt/ml/model (read-only) and
+    the serving port published on a free host port; returns the container."""
+    import docker
+
+    model_dir = unpack(model_tar, Path(tempfile.mkdtemp(prefix=f"labkit-{lab}-model-")))
+    try:
+        return dockerlab.run(image, lab=lab, name=name, command=["serve"], ports={port: None},
+                             environment=environment,
+                             volumes={str(model_dir): {"bind": MODEL_DIR, "mode": "ro"}})
+    except docker.errors.APIError as exc:
+        if name:
+            dockerlab.remove_container(name)
+        raise StartError(f"`docker run {image} serve` did not start: {exc.explanation or exc}. SageMaker "
+                         "passes `serve` as the argument: the image needs an exec-form ENTRYPOINT that "
+                         "starts the server and accepts `serve`.") from None
+
+
+def _csv_body(rows) -> bytes:
+    text = io.StringIO()
+    csv.writer(text).writerows(rows)
+    return text.getvalue().encode()
+
+
+def _stop_seconds(container) -> tuple[float, int | None]:
+    started = time.monotonic()
+    container.stop(timeout=STOP_GRACE_S)
+    container.reload()
+    return time.monotonic() - started, container.attrs["State"].get("ExitCode")
+
+
+def contract_report(image: str, model_tar: str | Path, *, lab: str, startup_s: float = 60) -> list[Requirement]:
+    """Run ``image`` as SageMaker does and measure every requirement of the contract."""
+    reqs: list[Requirement] = []
+    expected_model = _archive_metadata(model_tar)
+    try:
+        container = run_like_sagemaker(image, model_tar, lab=lab, name=f"labkit-{lab}-contract")
+    except StartError as exc:
+        return [Requirement("`docker run IMAGE serve` starts", False, str(exc))]
+    try:
+        host = dockerlab.host_port(container, PORT)
+        timeline = contract.poll(host, "/ping", until=startup_s, probe_timeout=PING_TIMEOUT_S)
+        answered = [p for p in timeline if p.reply.status is not None]
+        container.reload()
+        reqs.append(Requirement("`serve` starts an HTTP server on 8080", bool(answered),
+                                f"first HTTP answer {answered[0].at:.1f}s after start" if answered
+                                else f"no HTTP answer on 8080 within {startup_s:.0f}s (container "
+                                     f"{container.status}; last log lines: {_tail(container)})"))
+        if not answered:
+            return reqs
+        silent = [p for p in timeline if p.at >= answered[0].at and p.reply.status is None]
+        ok = contract.first_ok(timeline)
+        reqs.append(Requirement("GET /ping answers within 2 s", not silent,
+                                f"{len(answered)} answers, slowest {max(p.reply.seconds for p in answered):.2f}s"
+                                if not silent else f"{len(silent)} probe(s) got no answer within 2 s"))
+        reqs.append(Requirement("GET /ping is 200 once the model is loaded", ok is not None,
+                                f"200 after {ok:.1f}s" if ok is not None
+                                else f"last answer: {timeline[-1].reply.describe()} after {startup_s:.0f}s"))
+        if ok is None:
+            return reqs
+        reply = contract.post_json(host, "/invocations", {"instances": IRIS_ROWS}, timeout=INVOKE_TIMEOUT_S)
+        right = reply.status == 200 and _predictions(reply) == IRIS_CLASSES
+        reqs.append(Requirement("POST /invocations (JSON) predicts", right,
+                                f"{reply.describe()}: {_predictions(reply)}" if reply.status == 200
+                                else reply.describe()))
+        reqs.append(Requirement("JSON answers are application/json", reply.content_type == "application/json",
+                                reply.content_type or "no Content-Type"))
+        reply = contract.request(host, "POST", "/invocations", _csv_body(IRIS_ROWS),
+                                 headers={"Content-Type": "text/csv", "Accept": "text/csv"})
+        lines = reply.body.decode(errors="replace").split() if reply.status == 200 else []
+        reqs.append(Requirement("POST /invocations (CSV) predicts", lines == IRIS_CLASSES,
+                                f"{reply.describe()}: {lines}"))
+        reply = contract.request(host, "POST", "/invocations", b"<x/>", headers={"Content-Type": "application/xml"})
+        reqs.append(Requirement("unsupported Content-Type is a 4xx", reply.status is not None
+                                and 400 <= reply.status < 500, reply.describe()))
+        served = contract.request(host, "GET", "/version")
+        model = (served.json() or {}).get("model") if served.status == 200 else None
+        same = bool(model) and all(model.get(k) == v for k, v in expected_model.items())
+        reqs.append(Requirement("serves the model from model.tar.gz", same,
+                                "the archive's metadata.json is what /version reports" if same
+                                else "the model served is not the archive's: is a model baked into the image "
+                                     "over /opt/ml/model, or is the archive nested in a folder?"))
+        seconds, code = _stop_seconds(container)
+        reqs.append(Requirement("SIGTERM stops it within 30 s", seconds < STOP_GRACE_S - 1 and code == 0,
+                                f"exited with code {code} {seconds:.1f}s after SIGTERM"))
+    finally:
+        container.remove(force=True)
+    reqs.append(_bind_to_port(image, model_tar, lab=lab, startup_s=startup_s))
+    return reqs
+
+
+def _bind_to_port(image: str, model_tar, *, lab: str, startup_s: float) -> Requirement:
+    """SageMaker tells containers in a multi-container endpoint which port to use."""
+    container = run_like_sagemaker(image, model_tar, lab=lab, name=f"labkit-{lab}-contract-port",
+                                   environment={"SAGEMAKER_BIND_TO_PORT": "8081"}, port=8081)
+    try:
+        seconds = contract.wait_accepting(dockerlab.host_port(container, 8081), timeout=min(startup_s, 30))
+        return Requirement("listens on SAGEMAKER_BIND_TO_PORT", seconds is not None,
+                           "SAGEMAKER_BIND_TO_PORT=8081: answered on 8081" if seconds is not None
+                           else "SAGEMAKER_BIND_TO_PORT=8081: nothing listens on 8081")
+    finally:
+        container.remove(force=True)
+
+
+def _predictions(reply) -> list | None:
+    try:
+        return reply.json().get("predictions")
+    except (ValueError, AttributeError):
+        return None
+
+
+def _archive_metadata(model_tar) -> dict:
+    with tarfile.open(model_tar, "r:gz") as tar:
+        try:
+            meta = json.load(tar.extractfile("metadata.json"))
+        except KeyError:
+            return {"missing": "metadata.json at the archive's root"}
+    return {k: meta[k] for k in ("trained_at", "accuracy") if k in meta} or meta
+
+
+def _tail(container, lines: int = 5) -> str:
+    return " | ".join(container.logs(tail=lines).decode(errors="replace").split("\n")).strip(" |")
+
+
+# ---------------------------------------------------------------- start-up window
+
+def startup_timeout(variant: dict) -> int:
+    """The start-up window of a production variant (SageMaker's default when unset)."""
+    return int(variant.get("ContainerStartupHealthCheckTimeoutInSeconds") or DEFAULT_STARTUP_S)
+
+
+@dataclass
+class Hosting:
+    """What SageMaker would conclude about one instance of a variant: InService or Failed."""
+    status: str
+    reason: str
+    window_s: int
+    healthy_after: float | None
+    timeline: list = field(default_factory=list)
+    logs: str = ""
+
+
+def host_locally(image: str, model_tar: str | Path, variant: dict, *, lab: str, environment: dict | None = None,
+                 observe_s: float | None = None, show: bool = True) -> Hosting:
+    """Start one instance of ``variant`` the way SageMaker does and probe ``/ping`` every second
+    (2 s per probe), in real seconds: InService when the first 200 comes within the variant's
+    start-up window, Failed otherwise. Probing stops at the first 200 or after ``observe_s``
+    (default: the window; longer shows when a failed instance would have become healthy).
+    The container is removed at the end; its last log lines are kept in ``logs``."""
+    window = startup_timeout(variant)
+    observe = window if observe_s is None else observe_s
+    name = variant.get("VariantName", "variant")
+    container = run_like_sagemaker(image, model_tar, lab=lab, name=f"labkit-{lab}-{name}",
+                                   environment=environment)
+    started = time.monotonic()
+    last = {}
+
+    def progress(probe):
+        summary = probe.reply.status or probe.reply.error
+        if show and summary != last.get("summary"):
+            print(f"  {probe.at:5.1f}s  /ping → {probe.reply.describe()}")
+            last["summary"] = summary
+
+    if show:
+        print(f"{name}: start-up window {window}s; probing /ping every second for up to {observe:.0f}s")
+    try:
+        host = dockerlab.host_port(container, PORT)
+        timeline = contract.poll(host, "/ping", until=observe, probe_timeout=PING_TIMEOUT_S,
+                                 started=started, on_probe=progress)
+        logs = container.logs(tail=6).decode(errors="replace")
+    finally:
+        container.remove(force=True)
+    ok = contract.first_ok(timeline)
+    if ok is not None and ok <= window:
+        result = Hosting("InService", f"/ping answered 200 after {ok:.1f}s", window, ok, timeline, logs)
+    else:
+        late = f"; the first 200 came at {ok:.1f}s" if ok is not None else ""
+        result = Hosting("Failed", f"The primary container for production variant {name} did not pass the "
+                                   f"ping health check within {window}s{late}", window, ok, timeline, logs)
+    if show:
+        print(f"{name}: {result.status}: {result.reason}")
+    return result
+
+
+def plot_timeline(*runs: tuple[str, Hosting]):
+    """Each run's /ping answers over time (200, 503, no answer) against its start-up window."""
+    import matplotlib.pyplot as plt
+
+    colours = {200: "#2ca02c", None: "#d62728"}
+    fig, ax = plt.subplots(figsize=(9, 0.9 * len(runs) + 1.3))
+    for row, (label, run) in enumerate(runs):
+        for probe in run.timeline:
+            ax.plot(probe.at, row, "|", markersize=14, color=colours.get(probe.reply.status, "#ff7f0e"))
+        ax.plot([run.window_s, run.window_s], [row - 0.35, row + 0.35], color="black", linewidth=2)
+        ax.annotate(f"{run.status}", (run.window_s, row), xytext=(6, -4), textcoords="offset points")
+    ax.set_yticks(range(len(runs)), [label for label, _ in runs])
+    ax.set_xlabel("seconds after the container started   (green 200 · orange 503 · red no answer; "
+                  "bar: start-up window)")
+    ax.set_ylim(-0.7, len(runs) - 0.3)
+    ax.set_title("GET /ping during start-up")
+    fig.tight_layout()
+    return fig
+
+
+# ---------------------------------------------------------------- emulator invocations
+
+def seed_invocations(moto_url: str, results: list[dict]) -> None:
+    """Queue the answers moto's ``invoke_endpoint`` returns, in order (moto's static-results API)."""
+    body = json.dumps({"region": "us-east-1", "results": results}).encode()
+    request = urllib.request.Request(f"{moto_url}/moto-api/static/sagemaker/endpoint-results", body,
+                                     {"Content-Type": "application/json"}, method="POST")
+    urllib.request.urlopen(request, timeout=5).close()
+
+
+def seed_from_container(moto_url: str, port: int, bodies: list[bytes], *, variant: str,
+                        content_type: str = "application/json", accept: str = "application/json") -> list[bytes]:
+    """Send each request body to the real container's /invocations and queue its answers in
+    moto, so that ``invoke_endpoint`` on the emulator returns real model output."""
+    results, answers = [], []
+    for body in bodies:
+        reply = contract.request(port, "POST", "/invocations", body,
+                                 headers={"Content-Type": content_type, "Accept": accept},
+                                 timeout=INVOKE_TIMEOUT_S)
+        if reply.status != 200:
+            raise RuntimeError(f"the container answered {reply.describe()}: {reply.body[:200]!r}")
+        answers.append(reply.body)
+        results.append({"Body": reply.body.decode(), "ContentType": reply.content_type,
+                        "InvokedProductionVariant": variant})
+    seed_invocations(moto_url, results)
+    return answers
