@@ -12,8 +12,8 @@ from __future__ import annotations
 import atexit
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 LAB_TAG = "labkit-lab"
 RUN_TAG = "labkit-run"
@@ -149,7 +149,7 @@ class Teardown:
                 errors.append((description, exc))
         return errors
 
-    def __enter__(self) -> Teardown:
+    def __enter__(self):
         return self
 
     def __exit__(self, exc_type, exc, tb) -> bool:

@@ -81,10 +81,9 @@ def test_teardown_runs_in_reverse_once_and_never_raises(capsys):
 def test_teardown_context_runs_on_failure_and_reraises(error):
     done = []
     teardown = spend.Teardown()
-    with pytest.raises(type(error)):
-        with teardown:
-            teardown.add("thing", lambda: done.append(1))
-            raise error
+    with pytest.raises(type(error)), teardown:
+        teardown.add("thing", lambda: done.append(1))
+        raise error
     assert done == [1]
 
 
