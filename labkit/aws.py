@@ -255,6 +255,10 @@ class Target:
             print(f"endpoint {endpoint} is {status}: waiting {self.poll_s:.0f}s before deleting it")
             time.sleep(self.poll_s)
 
+    def leftovers(self) -> list[Leftover]:
+        """What this run made and has not deleted yet, found by its tags (as ``sweep`` finds it)."""
+        return [r for r in sweep(session=self._session, moto=self._moto, lab=self.lab) if r.run == self.run]
+
     def delete_all(self) -> list[tuple[str, BaseException]]:
         """Delete what this run made: the teardown's list, then every SageMaker resource tagged with this run.
 

@@ -1,4 +1,4 @@
-"""The ``labkit`` command: build, grade, doctor, images, clean."""
+"""The ``labkit`` command: build, grade, doctor, images, clean, sweep."""
 
 from __future__ import annotations
 
@@ -111,6 +111,44 @@ def _clean(args) -> int:
     return 0
 
 
+def _sweep(args) -> int:
+    """List (or delete) what labs left on a real account, found by the labkit-lab tag/label."""
+    from . import probes
+
+    if not (args.aws or args.gcp):
+        print("labkit sweep: say where: --aws, --gcp or both", file=sys.stderr)
+        return 2
+    found, status = [], 0
+    for cloud, wanted, reason in (("aws", args.aws, probes.aws_credentials_reason),
+                                  ("gcp", args.gcp, probes.gcp_credentials_reason)):
+        if not wanted:
+            continue
+        problem = reason()
+        if problem:
+            print(f"labkit sweep --{cloud}: {problem}", file=sys.stderr)
+            status = 1
+            continue
+        if cloud == "aws":
+            import boto3
+
+            from . import aws
+            leftovers = aws.sweep(session=boto3.Session(region_name=args.region) if args.region else None,
+                                  delete=args.delete, lab=args.lab)
+        else:
+            from . import vertex
+            leftovers = vertex.sweep(delete=args.delete, lab=args.lab, project=args.project,
+                                     **({"location": args.region} if args.region else {}))
+        found += [(cloud, item) for item in leftovers]
+    for cloud, item in found:
+        print(f"{cloud}: {item.describe()}")
+    if not found and not status:
+        print("nothing tagged by the labs was found")
+    elif found and not args.delete:
+        print(f"{len(found)} leftover(s); `labkit sweep {'--aws ' if args.aws else ''}{'--gcp ' if args.gcp else ''}"
+              "--delete` removes them")
+    return status
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="labkit", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -143,6 +181,15 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("clean", help="remove containers, networks, volumes and images the labs made")
     p.add_argument("--lab", help="only this lab's (e.g. 01)")
     p.set_defaults(func=_clean)
+
+    p = sub.add_parser("sweep", help="list (--delete: remove) cloud resources the labs left, by their tags")
+    p.add_argument("--aws", action="store_true", help="SageMaker, S3 and ECR in the AWS region")
+    p.add_argument("--gcp", action="store_true", help="Vertex AI endpoints and models in the GCP project")
+    p.add_argument("--delete", action="store_true", help="remove what is found (default: only list)")
+    p.add_argument("--lab", help="only this lab's (e.g. 05)")
+    p.add_argument("--region", help="AWS region or GCP location (default: the SDK's configured one)")
+    p.add_argument("--project", help="GCP project (default: GOOGLE_CLOUD_PROJECT or the gcloud default)")
+    p.set_defaults(func=_sweep)
 
     args = parser.parse_args(argv)
     return args.func(args)
