@@ -441,7 +441,11 @@ class Target:
         credentials.refresh(google.auth.transport.requests.Request())
         session = google.auth.transport.requests.AuthorizedSession(credentials)
         api = f"https://artifactregistry.googleapis.com/v1/projects/{self.project}/locations/{self.location}"
-        if session.get(f"{api}/repositories/labkit").status_code == 404:
+        found = session.get(f"{api}/repositories/labkit")
+        if found.status_code not in (200, 404):
+            raise VertexError(f"cannot read Artifact Registry in {self.project} ({found.status_code}): "
+                              f"{found.text[:300]} — is the Artifact Registry API enabled?")
+        if found.status_code == 404:
             created = session.post(f"{api}/repositories?repositoryId=labkit",
                                    json={"format": "DOCKER", "labels": self.labels})
             if created.status_code >= 300:
@@ -518,7 +522,8 @@ def sweep(*, delete: bool = False, lab: str | None = None, standin: StandIn | No
         reason = probes.gcp_credentials_reason()
         project = project or os.environ.get("GOOGLE_CLOUD_PROJECT")
         if reason or not project:
-            raise VertexError(f"cannot look at Google Cloud: {reason or 'no project: pass project= or set GOOGLE_CLOUD_PROJECT'}")
+            why = reason or "no project: pass project= or set GOOGLE_CLOUD_PROJECT"
+            raise VertexError(f"cannot look at Google Cloud: {why}")
         _init_gcp_sdk(project, location)
     return _sweep(f'labels.{spend.LAB_TAG}="{lab}"' if lab else f"labels.{spend.LAB_TAG}:*", delete=delete)
 

@@ -122,9 +122,13 @@ def test_deploy_refuses_cloud_artifacts_and_missing_images_clearly(standin):
         endpoint.deploy(in_gcs)
     with pytest.raises(exceptions.FailedPrecondition, match="never pulls"):
         endpoint.deploy(missing)
+    crashing = aiplatform.Model.upload(display_name="crash", serving_container_image_uri=APP,
+                                       serving_container_command=["python", "-c", "print('boom'); exit(3)"])
+    with pytest.raises(exceptions.FailedPrecondition, match=r"(?s)exited \(code 3\).*boom"):
+        endpoint.deploy(crashing)
     with pytest.raises(exceptions.NotFound):
-        aiplatform.Endpoint("projects/labkit-local/locations/us-central1/endpoints/123").display_name
-    for resource in (endpoint, in_gcs, missing):
+        _ = aiplatform.Endpoint("projects/labkit-local/locations/us-central1/endpoints/123").display_name
+    for resource in (endpoint, in_gcs, missing, crashing):
         resource.delete()
     assert lab_containers() == []
 
@@ -221,11 +225,10 @@ def test_delete_all_sweep_and_teardown_touch_only_labelled_resources(standin, mo
     other.teardown.run()
 
     failing = vertex.target("emulator", lab=LAB, standin=standin)
-    with pytest.raises(RuntimeError, match="cell failed"):
-        with failing.teardown:
-            failing.init_sdk()
-            aiplatform.Endpoint.create(display_name="doomed", labels=failing.labels)
-            raise RuntimeError("the cell failed")
+    with pytest.raises(RuntimeError, match="cell failed"), failing.teardown:
+        failing.init_sdk()
+        aiplatform.Endpoint.create(display_name="doomed", labels=failing.labels)
+        raise RuntimeError("the cell failed")
     assert standin.resources()["endpoints"] == []
 
 

@@ -472,7 +472,8 @@ class Handler(BaseHTTPRequestHandler):
 
     def list_models(self, parent, body, query):
         with self.state.lock:
-            return {"models": [m for m in self.state.all_models(default_only=True) if matches(query.get("filter", ""), m)]}
+            found = self.state.all_models(default_only=True)
+            return {"models": [m for m in found if matches(query.get("filter", ""), m)]}
 
     def delete_model(self, parent, id, body, query):
         return self.state.delete_model(parent, id)
