@@ -1,8 +1,9 @@
-"""`make bench`: lab 01's figures measured on this machine, written to build/bench/results.json.
+"""`make bench`: the labs' figures measured on this machine, written to build/bench/results.json.
 
 Sizes are of images built here in one run (so the ratio is what matters); start-up and
-latency come from the final image under a fixed, bounded load on loopback; notebook times
-are graded runs of each solution notebook.
+latency come from lab 01's final image, and from lab 05's SageMaker image started as SageMaker
+starts it, under a fixed, bounded load on loopback; notebook times are graded runs of each
+solution notebook.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from labkit import build, dockerlab, grade, paths
+from labkit import build, dockerlab, grade, paths, sagemaker
 from labkit.images import ensure_base_images
 from labkit.lab import Lab
 from labkit.load import run_load
@@ -61,12 +62,41 @@ def image_figures(workspace: Path) -> dict:
     return figures
 
 
+def sagemaker_figures(workspace: Path) -> dict:
+    """Lab 05's image: start to the first 200 on /ping, then /invocations under load."""
+    app = Lab(LABEL, workspace).copy_app("sagemaker-app")
+    (app / "Dockerfile").write_text(build.written_file(paths.solution_for("05"), "dockerfile"))
+    image = "labkit/bench-sagemaker:v1"
+    dockerlab.build(app, image, lab=LABEL)
+    model = workspace / "model"
+    model.mkdir(mode=0o777)
+    model.chmod(0o777)
+    trainer = dockerlab.run(image, lab=LABEL, command=["train", "--out", "/out"],
+                            volumes={str(model): {"bind": "/out", "mode": "rw"}})
+    trainer.wait(timeout=120)
+    trainer.remove()
+    tar = sagemaker.package_model(model, workspace / "model.tar.gz")
+    started = time.monotonic()
+    container = sagemaker.run_like_sagemaker(image, tar, lab=LABEL, environment={"LOG_REQUESTS": "0"})
+    port = dockerlab.host_port(container, sagemaker.PORT)
+    wait_for(f"http://127.0.0.1:{port}/ping")
+    figures = {"sagemaker_cold_start_s": round(time.monotonic() - started, 3)}
+    body = json.dumps({"instances": [[5.1, 3.5, 1.4, 0.2]]}).encode()
+    url = f"http://127.0.0.1:{port}/invocations"
+    run_load(url, body, requests=200, concurrency=4)  # warm-up
+    load = run_load(url, body, requests=2000, concurrency=8)
+    figures.update(sagemaker_rps=round(load.rps, 1), sagemaker_errors=load.errors,
+                   sagemaker_p50_ms=round(load.percentile(50), 2), sagemaker_p99_ms=round(load.percentile(99), 2))
+    return figures
+
+
 def main() -> int:
     ensure_base_images()
     results = {}
     try:
         with tempfile.TemporaryDirectory(prefix="labkit-bench-") as workspace:
             results.update(image_figures(Path(workspace)))
+            results.update(sagemaker_figures(Path(workspace)))
     finally:
         dockerlab.cleanup(LABEL, show=False)
         dockerlab.remove_images(LABEL, show=False)
