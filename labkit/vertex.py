@@ -20,6 +20,7 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 
 from . import dockerlab, emulators, paths, probes, serving, spend
@@ -377,6 +378,21 @@ class Leftover:
     display_name: str
     labels: dict[str, str]
     detail: str = ""
+    created: datetime | None = None
+
+    @property
+    def lab(self) -> str:
+        return self.labels.get(spend.LAB_TAG, "")
+
+    @property
+    def run(self) -> str:
+        return self.labels.get(spend.RUN_TAG, "")
+
+    def describe(self) -> str:
+        age = "" if self.created is None else \
+            f", {(datetime.now(timezone.utc) - self.created).total_seconds() / 3600:.1f} h old"
+        return (f"{self.kind} {self.name} ({self.display_name!r}, lab {self.lab or '?'}, run {self.run or '?'}"
+                f"{age}{', ' + self.detail if self.detail else ''})")
 
 
 @dataclass
@@ -485,6 +501,16 @@ class Target:
         self.teardown.add(f"Vertex endpoints and models labelled {spend.RUN_TAG}={self.run}", self._delete_labelled)
 
 
+def _default_project() -> str | None:
+    """The project of the default credentials (gcloud's configured one), if they name one."""
+    import google.auth
+    import google.auth.exceptions
+    try:
+        return google.auth.default()[1]
+    except google.auth.exceptions.DefaultCredentialsError:
+        return None
+
+
 def _init_gcp_sdk(project: str, location: str) -> None:
     """The SDK on the real service (gRPC, default credentials), undoing a stand-in's settings."""
     import google.auth
@@ -515,12 +541,13 @@ def target(kind: str, *, lab: str, project: str | None = None, location: str = "
 def sweep(*, delete: bool = False, lab: str | None = None, standin: StandIn | None = None,
           project: str | None = None, location: str = "us-central1") -> list[Leftover]:
     """Labelled leftovers (endpoints with their deployed models, models) of ``lab`` or of every lab,
-    on the stand-in when given, else in the project; ``delete=True`` removes them."""
+    on the stand-in when given, else in the project (argument, GOOGLE_CLOUD_PROJECT, or the default
+    credentials' project); ``delete=True`` removes them."""
     if standin is not None:
         standin.init_sdk(location=location)
     else:
         reason = probes.gcp_credentials_reason()
-        project = project or os.environ.get("GOOGLE_CLOUD_PROJECT")
+        project = project or os.environ.get("GOOGLE_CLOUD_PROJECT") or (None if reason else _default_project())
         if reason or not project:
             why = reason or "no project: pass project= or set GOOGLE_CLOUD_PROJECT"
             raise VertexError(f"cannot look at Google Cloud: {why}")
@@ -534,18 +561,19 @@ def _sweep(filter_text: str, *, delete: bool) -> list[Leftover]:
     for endpoint in aiplatform.Endpoint.list(filter=filter_text):
         labels = dict(endpoint.labels)
         found.append(Leftover("endpoint", endpoint.resource_name, endpoint.display_name, labels,
-                              f"traffic {dict(endpoint.traffic_split)}"))
+                              f"traffic {dict(endpoint.traffic_split)}", endpoint.create_time))
         for deployed in endpoint.list_models():
             machine = deployed.dedicated_resources.machine_spec.machine_type or "automatic"
             found.append(Leftover("deployed model", f"{endpoint.resource_name}/deployedModels/{deployed.id}",
                                   deployed.display_name, labels,
-                                  f"{machine} × {deployed.dedicated_resources.min_replica_count or 1}"))
+                                  f"{machine} × {deployed.dedicated_resources.min_replica_count or 1}",
+                                  deployed.create_time))
         if delete:
             endpoint.undeploy_all()
             endpoint.delete()
     for model in aiplatform.Model.list(filter=filter_text):
         found.append(Leftover("model", model.resource_name, model.display_name, dict(model.labels),
-                              model.container_spec.image_uri if model.container_spec else ""))
+                              model.container_spec.image_uri if model.container_spec else "", model.create_time))
         if delete:
             model.delete()
     return found

@@ -150,8 +150,9 @@ def test_contract_report_passes_for_the_app_and_fails_for_a_hard_coded_port(app_
 @pytest.mark.docker
 @needs_docker
 def test_the_sdk_local_endpoint_predicts_and_leaves_no_container(app_image, model_dir, caplog):
-    before = {c.id for c in dockerlab.client().containers.list(all=True)}
+    import docker.errors
     with vertex.local_endpoint(app_image, lab=LAB, model_dir=model_dir) as endpoint:
+        container_id = endpoint.container.id
         assert endpoint.run_health_check().status_code == 200
         response = endpoint.predict(request=json.dumps({"instances": serving.IRIS_ROWS}),
                                     headers={"Content-Type": "application/json"})
@@ -159,7 +160,8 @@ def test_the_sdk_local_endpoint_predicts_and_leaves_no_container(app_image, mode
         with caplog.at_level("INFO"):
             endpoint.print_container_logs(show_all=True)
     assert "listening" in caplog.text  # the SDK logs the container's output
-    assert {c.id for c in dockerlab.client().containers.list(all=True)} == before
+    with pytest.raises(docker.errors.NotFound):  # removed, not only stopped
+        dockerlab.client().containers.get(container_id)
     with pytest.raises(vertex.VertexError, match="does not exist locally"):
         vertex.local_endpoint(f"labkit/{LAB}-nope:v9", lab=LAB)
 
@@ -213,7 +215,9 @@ def test_delete_all_sweep_and_teardown_touch_only_labelled_resources(standin, mo
 
     gone = mine.delete_all()
     assert sorted(g.kind for g in gone) == ["deployed model", "endpoint", "model"]
-    assert "n1-standard-2" in next(g.detail for g in gone if g.kind == "deployed model")
+    deployed = next(g for g in gone if g.kind == "deployed model")
+    assert "n1-standard-2" in deployed.detail and deployed.run == mine.run and deployed.lab == LAB
+    assert f"run {mine.run}" in deployed.describe() and "h old" in deployed.describe()
     assert {m["displayName"] for m in standin.resources()["models"]} == {"iris-other", "unlabelled"}
     assert lab_containers() == []
 
