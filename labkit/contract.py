@@ -17,19 +17,21 @@ from dataclasses import dataclass
 class Requirement:
     name: str
     passed: bool
-    detail: str
+    detail: str = ""
 
     def line(self) -> str:
         return f"{'✓' if self.passed else '✗'} {self.name}: {self.detail}"
 
 
+def table(requirements: list[Requirement]) -> str:
+    """One line per requirement (✓/✗, name, what was measured), then the tally."""
+    width = max((len(r.name) for r in requirements), default=10)
+    lines = [f"  {'✓' if r.passed else '✗'} {r.name:<{width}}  {r.detail}" for r in requirements]
+    return "\n".join([*lines, f"  {sum(r.passed for r in requirements)}/{len(requirements)} requirements met"])
+
+
 def show(requirements: list[Requirement], title: str = "contract") -> None:
-    """Print the report as a table: one line per requirement, then the tally."""
-    width = max(len(r.name) for r in requirements)
-    print(f"{title}:")
-    for r in requirements:
-        print(f"  {'✓' if r.passed else '✗'} {r.name:<{width}}  {r.detail}")
-    print(f"  {sum(r.passed for r in requirements)}/{len(requirements)} requirements met")
+    print(f"{title}:\n{table(requirements)}")
 
 
 def failed(requirements: list[Requirement]) -> list[str]:

@@ -24,6 +24,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from . import dockerlab, emulators, paths, probes, serving, spend
+from .contract import Requirement
 
 STANDIN_SCRIPT = paths.ENVIRONMENTS / "vertex" / "standin.py"
 DEFAULT_PORT = 8090
@@ -155,21 +156,6 @@ def _install_artifact_shim() -> None:
 
 
 # ---------------------------------------------------------------- the serving contract
-
-@dataclass
-class Requirement:
-    name: str
-    passed: bool
-    detail: str = ""
-
-
-def requirements_table(requirements: list[Requirement]) -> str:
-    """The requirements as a fixed-width table, one line each."""
-    width = max((len(r.name) for r in requirements), default=10)
-    lines = [f"{'':4} {'requirement':<{width}}  detail"]
-    lines += [f"{'PASS' if r.passed else 'FAIL':4} {r.name:<{width}}  {r.detail}" for r in requirements]
-    return "\n".join(lines)
-
 
 def _http(method: str, url: str, body: bytes | None = None, timeout: float = 5) -> tuple[int, dict, bytes]:
     request = urllib.request.Request(url, body, {"Content-Type": "application/json"} if body is not None else {},

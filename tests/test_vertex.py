@@ -8,7 +8,7 @@ import types
 
 import pytest
 
-from labkit import dockerlab, paths, probes, serving, spend, vertex
+from labkit import contract, dockerlab, paths, probes, serving, spend, vertex
 
 LAB = "t6"
 APP = f"labkit/{LAB}-app:v1"
@@ -137,8 +137,8 @@ def test_deploy_refuses_cloud_artifacts_and_missing_images_clearly(standin):
 @needs_docker
 def test_contract_report_passes_for_the_app_and_fails_for_a_hard_coded_port(app_image, tmp_path, model_dir):
     good = vertex.contract_report(app_image, lab=LAB, model_dir=model_dir)
-    assert all(r.passed for r in good), vertex.requirements_table(good)
-    assert "PASS" in vertex.requirements_table(good)
+    assert all(r.passed for r in good), contract.table(good)
+    assert "6/6 requirements met" in contract.table(good)
     (tmp_path / "Dockerfile").write_text(f'FROM {app_image}\nCMD ["http", "--port", "8080"]\n')
     dockerlab.build(tmp_path, f"labkit/{LAB}-port8080:v1", lab=LAB, show=False)
     bad = vertex.contract_report(f"labkit/{LAB}-port8080:v1", lab=LAB, timeout=8)
