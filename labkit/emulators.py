@@ -20,7 +20,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_PORT = 4566
@@ -61,17 +61,69 @@ def _parent_death_signal() -> None:  # pragma: no cover - runs in the child
 
 
 @dataclass
-class Moto:
+class ChildServer:
+    """A local server this process started (an emulator or stand-in): its log, and its stop."""
     port: int
     host: str = "127.0.0.1"
     process: subprocess.Popen | None = None
     log_path: Path | None = None
-    _stopped: bool = field(default=False, repr=False)
 
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
+    def answers(self) -> bool:  # pragma: no cover - each server says how it answers
+        raise NotImplementedError
+
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def log_tail(self, lines: int = 15) -> str:
+        if not self.log_path or not self.log_path.exists():
+            return ""
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def terminate(self, grace: float = 5) -> bool:
+        """SIGTERM, then SIGKILL after ``grace`` seconds; True when it was running (safe to repeat)."""
+        if not self.running():
+            return False
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=5)
+        return True
+
+
+def start_child(server_class, argv: list[str], *, name: str, port: int | None, default_port: int,
+                timeout: float, error=EmulatorError, env: dict | None = None, **fields):
+    """Start ``argv`` (which serves on ``port``: the default if free, else a free one) as a child
+    that dies with this process and is stopped at exit; wait until ``answers()``."""
+    port = port or free_port(default_port)
+    if not _port_free(port):
+        raise error(f"port {port} is already in use: pass another port, or stop what uses it")
+    log = Path(tempfile.mkstemp(prefix=f"{name}-{port}-", suffix=".log")[1])
+    with open(log, "wb") as out:
+        process = subprocess.Popen([a.replace("{port}", str(port)) for a in argv], stdout=out,
+                                   stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                   env={**os.environ, **(env or {})},
+                                   preexec_fn=_parent_death_signal if sys.platform == "linux" else None)
+    server = server_class(port=port, process=process, log_path=log, **fields)
+    atexit.register(server.stop)
+    deadline = time.monotonic() + timeout
+    while not server.answers():
+        if not server.running():
+            raise error(f"{name} exited (code {process.returncode}):\n{server.log_tail()}")
+        if time.monotonic() > deadline:
+            server.stop()
+            raise error(f"{name} did not answer on {server.url} within {timeout:.0f}s:\n{server.log_tail()}")
+        time.sleep(0.1)
+    return server
+
+
+@dataclass
+class Moto(ChildServer):
     @property
     def env(self) -> dict[str, str]:
         """Environment for an AWS SDK or CLI (here or in a container on the host network)."""
@@ -97,51 +149,19 @@ class Moto:
         """Forget every resource (moto's reset API)."""
         urllib.request.urlopen(urllib.request.Request(f"{self.url}/moto-api/reset", method="POST"), timeout=5)
 
-    def running(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-    def log_tail(self, lines: int = 15) -> str:
-        if not self.log_path or not self.log_path.exists():
-            return ""
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-
     def stop(self, show: bool = False) -> None:
         """Stop the server (safe to repeat)."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
-            if show:
-                print(f"stopped moto on port {self.port}")
-        self._stopped = True
+        if self.terminate() and show:
+            print(f"stopped moto on port {self.port}")
 
 
 def start_moto(port: int | None = None, *, timeout: float = 30, show: bool = True) -> Moto:
     """Start ``moto_server`` on ``port`` (4566 if free, else a free one) and wait until it answers."""
-    port = port or free_port(DEFAULT_PORT)
-    if not _port_free(port):
-        raise EmulatorError(f"port {port} is already in use: pass another port, or stop what uses it")
-    log = Path(tempfile.mkstemp(prefix=f"moto-{port}-", suffix=".log")[1])
-    argv = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
-    with open(log, "wb") as out:
-        process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                   env={**os.environ, **FAKE_CREDENTIALS},
-                                   preexec_fn=_parent_death_signal if sys.platform == "linux" else None)
-    moto = Moto(port, process=process, log_path=log)
-    atexit.register(moto.stop)
-    deadline = time.monotonic() + timeout
-    while not moto.answers():
-        if not moto.running():
-            raise EmulatorError(f"moto_server exited (code {process.returncode}):\n{moto.log_tail()}")
-        if time.monotonic() > deadline:
-            moto.stop()
-            raise EmulatorError(f"moto_server did not answer on {moto.url} within {timeout:.0f}s:\n{moto.log_tail()}")
-        time.sleep(0.2)
+    moto = start_child(Moto, [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", "{port}"],
+                       name="moto_server", port=port, default_port=DEFAULT_PORT, timeout=timeout,
+                       env=FAKE_CREDENTIALS)
     if show:
-        print(f"moto {_moto_version()} answers on {moto.url} (pid {process.pid})")
+        print(f"moto {_moto_version()} answers on {moto.url} (pid {moto.process.pid})")
     return moto
 
 

@@ -13,9 +13,7 @@ from __future__ import annotations
 import atexit
 import json
 import os
-import subprocess
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -41,18 +39,10 @@ class VertexError(RuntimeError):
 # ---------------------------------------------------------------- the stand-in
 
 @dataclass
-class StandIn:
+class StandIn(emulators.ChildServer):
     """A running ``environments/vertex/standin.py`` (a teaching stand-in, not an emulator)."""
 
-    port: int
-    lab: str
-    host: str = "127.0.0.1"
-    process: subprocess.Popen | None = None
-    log_path: Path | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+    lab: str = ""
 
     def answers(self) -> bool:
         try:
@@ -60,14 +50,6 @@ class StandIn:
                 return r.status == 200
         except (urllib.error.URLError, OSError):
             return False
-
-    def running(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-    def log_tail(self, lines: int = 15) -> str:
-        if not self.log_path or not self.log_path.exists():
-            return ""
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
     def init_sdk(self, project: str = LOCAL_PROJECT, location: str = "us-central1") -> None:
         """Point the aiplatform SDK at this stand-in: REST transport, plain http, anonymous credentials.
@@ -89,15 +71,8 @@ class StandIn:
 
     def stop(self, show: bool = False) -> None:
         """Stop the server, which removes its model containers (safe to repeat)."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
-            if show:
-                print(f"stopped the Vertex stand-in on port {self.port}")
+        if self.terminate(grace=30) and show:
+            print(f"stopped the Vertex stand-in on port {self.port}")
         if self.process is not None:  # a killed server cannot clean up: remove what it left
             try:
                 for c in dockerlab.client().containers.list(
@@ -111,29 +86,13 @@ class StandIn:
 def start_standin(lab: str, port: int | None = None, *, show: bool = True, timeout: float = 30) -> StandIn:
     """Start the Vertex AI stand-in for ``lab`` on ``port`` (8090 if free, else a free one) and wait
     until it answers; it is stopped at interpreter exit, and dies with this process."""
-    port = port or emulators.free_port(DEFAULT_PORT)
-    if not emulators._port_free(port):
-        raise VertexError(f"port {port} is already in use: pass another port, or stop what uses it")
-    log = Path(tempfile.mkstemp(prefix=f"vertex-standin-{port}-", suffix=".log")[1])
-    argv = [sys.executable, str(STANDIN_SCRIPT), "--port", str(port), "--lab", lab]
-    with open(log, "wb") as out:
-        process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                   preexec_fn=emulators._parent_death_signal if sys.platform == "linux" else None)
-    standin = StandIn(port, lab, process=process, log_path=log)
-    atexit.register(standin.stop)
-    deadline = time.monotonic() + timeout
-    while not standin.answers():
-        if not standin.running():
-            raise VertexError(f"the Vertex stand-in exited (code {process.returncode}):\n{standin.log_tail()}")
-        if time.monotonic() > deadline:
-            standin.stop()
-            raise VertexError(f"the Vertex stand-in did not answer on {standin.url} within {timeout:.0f}s:\n"
-                              f"{standin.log_tail()}")
-        time.sleep(0.1)
+    standin = emulators.start_child(StandIn, [sys.executable, str(STANDIN_SCRIPT), "--port", "{port}", "--lab", lab],
+                                    name="the Vertex stand-in", port=port, default_port=DEFAULT_PORT,
+                                    timeout=timeout, error=VertexError, lab=lab)
     _STANDIN_URLS.add(standin.url)
     if show:
         print(f"Vertex AI stand-in (teaching stand-in, not an emulator) answers on {standin.url} "
-              f"(pid {process.pid}, log {log})")
+              f"(pid {standin.process.pid}, log {standin.log_path})")
     return standin
 
 
