@@ -25,6 +25,8 @@ SOLVED_FOR_REAL = {
     "02": ("k8s-deployment", ["02.manifests-valid", "02.selectors-match", "02.requests-probes",
                               "02.security-context", "02.no-latest"]),
     "03": ("compose-file", ["03.compose-run-secrets"]),
+    "05": ("package", ["05.model-archive"]),
+    "06": ("dockerfile", ["06.contract"]),
 }
 # A check may be skipped only with a reason a probe gives on this machine right now.
 ABSENT = {reason for reason in (probes.kind_reason(), probes.gpu_reason(), probes.nvidia_toolkit_reason(),
