@@ -138,6 +138,14 @@ class Moto(ChildServer):
                             aws_secret_access_key=FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
                             aws_session_token=FAKE_CREDENTIALS["AWS_SESSION_TOKEN"])
 
+    def localstack_session(self):
+        """A ``localstack-client`` session on this emulator (it defaults to localhost:4566)."""
+        from localstack_client.session import Session
+        return Session(localstack_host=f"{self.host}:{self.port}", **{
+            key: FAKE_CREDENTIALS[name] for key, name in (("aws_access_key_id", "AWS_ACCESS_KEY_ID"),
+                                                          ("aws_secret_access_key", "AWS_SECRET_ACCESS_KEY"),
+                                                          ("aws_session_token", "AWS_SESSION_TOKEN"))})
+
     def answers(self) -> bool:
         try:
             with urllib.request.urlopen(f"{self.url}/moto-api/data.json", timeout=2) as r:

@@ -19,6 +19,8 @@ def test_moto_starts_answers_serves_secrets_and_stops():
         sm.put_secret_value(SecretId="t/one", SecretString="v2")  # pragma: allowlist secret
         stages = {s for v in sm.list_secret_version_ids(SecretId="t/one")["Versions"] for s in v["VersionStages"]}
         assert stages == {"AWSCURRENT", "AWSPREVIOUS"}
+        shared = moto.localstack_session().client("secretsmanager")  # localstack-client sees the same state
+        assert shared.get_secret_value(SecretId="t/one")["SecretString"] == "v2"  # pragma: allowlist secret
         moto.reset()
         assert sm.list_secrets()["SecretList"] == []
         with pytest.raises(emulators.EmulatorError, match="already in use"):
