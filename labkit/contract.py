@@ -117,3 +117,18 @@ def poll(port: int, path: str, *, until: float, every: float = 1.0, probe_timeou
 
 def first_ok(timeline: list[Probe]) -> float | None:
     return next((p.at for p in timeline if p.reply.status == 200), None)
+
+
+def serves_model(port: int, metadata: dict, source: str, hint: str) -> Requirement:
+    """Whether the server's ``/version`` reports the model whose ``metadata.json`` is ``metadata``
+    (training time and accuracy identify one training run): the platform's artifacts, not a copy
+    baked into the image."""
+    reply = request(port, "GET", "/version")
+    try:
+        model = (reply.json() or {}).get("model") or {}
+    except ValueError:
+        model = {}
+    keys = [k for k in ("trained_at", "accuracy") if k in metadata] or list(metadata)
+    same = bool(model) and all(model.get(k) == metadata[k] for k in keys)
+    return Requirement(f"serves the model from {source}", same,
+                       f"/version reports the model in {source}" if same else hint)

@@ -103,7 +103,6 @@ def _stop_seconds(container) -> tuple[float, int | None]:
 def contract_report(image: str, model_tar: str | Path, *, lab: str, startup_s: float = 60) -> list[Requirement]:
     """Run ``image`` as SageMaker does and measure every requirement of the contract."""
     reqs: list[Requirement] = []
-    expected_model = _archive_metadata(model_tar)
     try:
         container = run_like_sagemaker(image, model_tar, lab=lab, name=f"labkit-{lab}-contract")
     except StartError as exc:
@@ -144,13 +143,9 @@ def contract_report(image: str, model_tar: str | Path, *, lab: str, startup_s: f
         reply = contract.request(host, "POST", "/invocations", b"<x/>", headers={"Content-Type": "application/xml"})
         reqs.append(Requirement("unsupported Content-Type is a 4xx", reply.status is not None
                                 and 400 <= reply.status < 500, reply.describe()))
-        served = contract.request(host, "GET", "/version")
-        model = (served.json() or {}).get("model") if served.status == 200 else None
-        same = bool(model) and all(model.get(k) == v for k, v in expected_model.items())
-        reqs.append(Requirement("serves the model from model.tar.gz", same,
-                                "the archive's metadata.json is what /version reports" if same
-                                else "the model served is not the archive's: is a model baked into the image "
-                                     "over /opt/ml/model, or is the archive nested in a folder?"))
+        reqs.append(contract.serves_model(host, _archive_metadata(model_tar), "model.tar.gz",
+                                          "the model served is not the archive's: is a model baked into the image "
+                                          "and pointed at, or is the archive nested in a folder?"))
         seconds, code = _stop_seconds(container)
         reqs.append(Requirement("SIGTERM stops it within 30 s", seconds < STOP_GRACE_S - 1 and code == 0,
                                 f"exited with code {code} {seconds:.1f}s after SIGTERM"))
@@ -183,10 +178,9 @@ def _predictions(reply) -> list | None:
 def _archive_metadata(model_tar) -> dict:
     with tarfile.open(model_tar, "r:gz") as tar:
         try:
-            meta = json.load(tar.extractfile("metadata.json"))
+            return json.load(tar.extractfile("metadata.json"))
         except KeyError:
             return {"missing": "metadata.json at the archive's root"}
-    return {k: meta[k] for k in ("trained_at", "accuracy") if k in meta} or meta
 
 
 def _tail(container, lines: int = 5) -> str:

@@ -22,6 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from . import dockerlab, emulators, paths, probes, serving, spend
+from . import contract
 from .contract import Requirement
 
 STANDIN_SCRIPT = paths.ENVIRONMENTS / "vertex" / "standin.py"
@@ -142,7 +143,8 @@ def contract_report(image: str, *, lab: str, model_dir: str | Path | None = None
     Sets ``AIP_HTTP_PORT``/``AIP_HEALTH_ROUTE``/``AIP_PREDICT_ROUTE`` (and ``AIP_STORAGE_URI`` to the
     read-only mounted ``model_dir``), then checks: it listens on AIP_HTTP_PORT, the health route
     answers 200 once ready, the predict route answers the Iris rows right with a JSON content type,
-    a malformed body gets a 4xx, and SIGTERM stops it within 10 s. The container is removed.
+    a malformed body gets a 4xx, the model served is the one in ``model_dir`` (when given), and
+    SIGTERM stops it within 10 s. The container is removed.
     """
     env = {"AIP_HTTP_PORT": str(port), "AIP_HEALTH_ROUTE": health_route, "AIP_PREDICT_ROUTE": predict_route,
            "AIP_MODE": "PREDICTION", "AIP_STORAGE_URI": ""}
@@ -156,13 +158,19 @@ def contract_report(image: str, *, lab: str, model_dir: str | Path | None = None
     ports = {port: None, **({8080: None} if port != 8080 else {})}
     container = dockerlab.run(image, lab=lab, ports=ports, environment=env, volumes=volumes)
     try:
-        return _check_contract(container, port, health_route, predict_route, timeout)
+        return _check_contract(container, port, health_route, predict_route, timeout,
+                               _metadata(model_dir) if model_dir is not None else None)
     finally:
         container.remove(force=True)
 
 
+def _metadata(model_dir: Path) -> dict:
+    path = model_dir / "metadata.json"
+    return json.loads(path.read_text()) if path.is_file() else {"missing": str(path)}
+
+
 def _check_contract(container, port: int, health_route: str, predict_route: str,
-                    timeout: float) -> list[Requirement]:
+                    timeout: float, metadata: dict | None) -> list[Requirement]:
     base = f"http://127.0.0.1:{dockerlab.host_port(container, port)}"
     fallback = f"http://127.0.0.1:{dockerlab.host_port(container, 8080)}" if port != 8080 else None
     found, deadline, started = [], time.monotonic() + timeout, time.monotonic()
@@ -195,6 +203,11 @@ def _check_contract(container, port: int, health_route: str, predict_route: str,
         found.append(Requirement(f"listens on AIP_HTTP_PORT={port}", True,
                                  f"answered after {time.monotonic() - started:.1f}s"))
         found += _check_routes(base, health_route, predict_route, deadline)
+        if metadata is not None:
+            found.append(contract.serves_model(
+                dockerlab.host_port(container, port), metadata, "AIP_STORAGE_URI",
+                "the model served is not the one in AIP_STORAGE_URI: is a model baked into the image, or a "
+                "model folder given on the command line?"))
     found.append(_check_sigterm(container))
     return found
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -168,3 +169,16 @@ def test_nothing_is_left_behind(reports):
     left = (client.containers.list(all=True, filters=label) + client.networks.list(filters=label)
             + client.volumes.list(filters=label))
     assert not left, f"left behind: {left}"
+    servers = [cmd for cmd in _command_lines() if "moto.server" in cmd or "vertex/standin.py" in cmd]
+    assert not servers, f"emulators still running: {servers}"
+
+
+def _command_lines() -> list[str]:
+    """Every process's command line (Linux /proc; elsewhere nothing)."""
+    lines = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            lines.append(cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace"))
+        except OSError:  # the process ended while we looked
+            pass
+    return lines

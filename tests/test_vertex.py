@@ -3,6 +3,7 @@ the serving-contract report, the SDK's local endpoint, and the emulator/real-pro
 
 import io
 import json
+import shutil
 import tarfile
 import types
 
@@ -138,7 +139,16 @@ def test_deploy_refuses_cloud_artifacts_and_missing_images_clearly(standin):
 def test_contract_report_passes_for_the_app_and_fails_for_a_hard_coded_port(app_image, tmp_path, model_dir):
     good = vertex.contract_report(app_image, lab=LAB, model_dir=model_dir)
     assert all(r.passed for r in good), contract.table(good)
-    assert "6/6 requirements met" in contract.table(good)
+    assert "7/7 requirements met" in contract.table(good)
+    (tmp_path / "Dockerfile").write_text(f'FROM {app_image}\nCMD ["http", "--model-dir", "/opt/ml/model"]\n')
+    dockerlab.build(tmp_path, f"labkit/{LAB}-baked:v1", lab=LAB, show=False)
+    retrained = tmp_path / "retrained"  # the same model, as if trained again: another training time
+    shutil.copytree(model_dir, retrained)
+    meta = json.loads((retrained / "metadata.json").read_text())
+    (retrained / "metadata.json").write_text(json.dumps({**meta, "trained_at": "2000-01-01T00:00:00Z"}))
+    baked = {r.name: r for r in vertex.contract_report(f"labkit/{LAB}-baked:v1", lab=LAB, model_dir=retrained)}
+    assert not baked["serves the model from AIP_STORAGE_URI"].passed  # its own model, not the artifacts
+    assert baked[f"listens on AIP_HTTP_PORT=7080"].passed
     (tmp_path / "Dockerfile").write_text(f'FROM {app_image}\nCMD ["http", "--port", "8080"]\n')
     dockerlab.build(tmp_path, f"labkit/{LAB}-port8080:v1", lab=LAB, show=False)
     bad = vertex.contract_report(f"labkit/{LAB}-port8080:v1", lab=LAB, timeout=8)
