@@ -79,6 +79,7 @@ def collect() -> list[Item]:
         _item("NVIDIA Container Toolkit", probes.nvidia_toolkit()),
         _item("AWS credentials", probes.aws_credentials()),
         _item("GCP credentials", probes.gcp_credentials()),
+        _item("Cloud SDKs (lab 06)", probes.cloud_sdks()),
         *_base_images(),
     ]
 

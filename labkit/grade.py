@@ -26,7 +26,7 @@ from . import dockerlab, paths, probes
 from .checks import MIME_TYPE
 
 CHECK_CALL = re.compile(r"""\bcheck\(\s*["'](\d\d\.[a-z0-9][a-z0-9-]*)["']""")
-NEEDS = {"docker": probes.docker_reason}
+NEEDS = {"docker": probes.docker_reason, "cloud": probes.cloud_sdks_reason}
 
 
 class GradingError(RuntimeError):

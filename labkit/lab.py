@@ -59,6 +59,8 @@ def start(number: str, *, needs: tuple[str, ...] = ("docker",), workspace: str |
             if missing:
                 problems.append(f"base images missing: {', '.join(missing)}. Run `make images` "
                                 "in a terminal (or `labkit images`), then rerun this cell.")
+    if "cloud" in needs and probes.cloud_sdks_reason():
+        problems.append(probes.cloud_sdks_reason())
     if problems:
         raise LabSetupError("this lab cannot start yet:\n- " + "\n- ".join(problems))
     lab = Lab(number, Path(workspace or Path.cwd() / "work" / number).resolve())

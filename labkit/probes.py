@@ -379,6 +379,21 @@ def aws_credentials_reason() -> str | None:
     return aws_credentials().reason
 
 
+@_cache
+def cloud_sdks() -> Finding:
+    """The optional `cloud` extra: lab 06 needs the Vertex AI SDK (the AWS side is in the core)."""
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return Finding(f"google-cloud-aiplatform {version('google-cloud-aiplatform')}")
+    except PackageNotFoundError:
+        return Finding(reason="google-cloud-aiplatform is not installed — lab 06 needs it: `make setup` "
+                              "installs it (or `pip install -e '.[cloud]'`)")
+
+
+def cloud_sdks_reason() -> str | None:
+    return cloud_sdks().reason
+
+
 def _gcloud_config_dir() -> Path:
     if os.environ.get("CLOUDSDK_CONFIG"):
         return Path(os.environ["CLOUDSDK_CONFIG"])

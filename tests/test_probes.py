@@ -355,3 +355,17 @@ def test_results_are_cached_until_refresh(bin_dir):
     assert probes.kind_reason() is not None  # cached
     probes.refresh()
     assert probes.kind_reason() is None
+
+
+def test_cloud_sdks_probe_names_the_fix_when_the_extra_is_missing(monkeypatch):
+    import importlib.metadata
+
+    def missing(name):
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    probes.refresh()
+    with monkeypatch.context() as patch:
+        patch.setattr(importlib.metadata, "version", missing)
+        assert "make setup" in probes.cloud_sdks_reason()
+    probes.refresh()
+    assert probes.cloud_sdks_reason() is None  # installed here by `make setup`
