@@ -100,6 +100,10 @@ class Target:
         self._clients: dict = {}
         self._bucket: str | None = None
         self._session = None if moto else boto3.Session(region_name=region)
+        # First in, so last out: on a failure or at exit, whatever the run created with its tags
+        # (through this module or by hand in a notebook cell) is deleted after the bucket and repository.
+        self._tagged_description = f"SageMaker resources tagged {spend.RUN_TAG}={self.run}"
+        self.teardown.add(self._tagged_description, self._delete_tagged)
 
     def __repr__(self) -> str:
         return f"Target({self.kind!r}, lab={self.lab!r}, run={self.run!r}, region={self.region!r})"
@@ -212,30 +216,7 @@ class Target:
             print(f"quota {quota_name!r}: {quota['Value']:g} ≥ {count}")
         return est
 
-    # -- SageMaker resources (tagged, registered for teardown) ---------------------------------
-    def create_model(self, model_name: str, image: str, model_data: str,
-                     environment: dict[str, str] | None = None) -> dict:
-        container = {"Image": image, "ModelDataUrl": model_data, "Environment": environment or {}}
-        response = self.sagemaker.create_model(ModelName=model_name, ExecutionRoleArn=self.role_arn,
-                                               PrimaryContainer=container, Tags=self.tags)
-        self.teardown.add(f"model {model_name}", lambda: self._delete("model", model_name))
-        return response
-
-    def create_endpoint_config(self, config_name: str, model_name: str, instance_type: str,
-                               count: int = 1, variant: str = "AllTraffic") -> dict:
-        variants = [{"VariantName": variant, "ModelName": model_name, "InstanceType": instance_type,
-                     "InitialInstanceCount": count, "InitialVariantWeight": 1.0}]
-        response = self.sagemaker.create_endpoint_config(EndpointConfigName=config_name,
-                                                         ProductionVariants=variants, Tags=self.tags)
-        self.teardown.add(f"endpoint config {config_name}", lambda: self._delete("endpoint-config", config_name))
-        return response
-
-    def create_endpoint(self, endpoint_name: str, config_name: str) -> dict:
-        response = self.sagemaker.create_endpoint(EndpointName=endpoint_name, EndpointConfigName=config_name,
-                                                  Tags=self.tags)
-        self.teardown.add(f"endpoint {endpoint_name}", lambda: self._delete("endpoint", endpoint_name))
-        return response
-
+    # -- deleting -----------------------------------------------------------------------------
     def _delete(self, kind: str, resource: str) -> None:
         """Delete one SageMaker resource; gone already is fine; on AWS wait out a Creating/Updating endpoint."""
         if kind == "endpoint" and self.kind == "aws":
@@ -259,25 +240,33 @@ class Target:
         """What this run made and has not deleted yet, found by its tags (as ``sweep`` finds it)."""
         return [r for r in sweep(session=self._session, moto=self._moto, lab=self.lab) if r.run == self.run]
 
-    def delete_all(self) -> list[tuple[str, BaseException]]:
-        """Delete what this run made: the teardown's list, then every SageMaker resource tagged with this run.
-
-        Prints a line per resource; returns what could not be deleted (empty when all went).
-        """
-        errors = self.teardown.run()
-        deleted = []
+    def _delete_tagged(self) -> None:
+        """Delete every SageMaker endpoint, endpoint config and model tagged with this run (in that
+        order), however it was created; raise at the end if one could not be deleted."""
+        if self._moto is not None and not self._moto.answers():
+            return  # the emulator is stopped, and everything it held with it
+        deleted, failed = 0, []
         for kind in ("endpoint", "endpoint-config", "model"):
             for resource, tags, _ in _list_sagemaker(self.sagemaker, kind, f"labkit-{_slug(self.lab)}-"):
                 if tags.get(spend.RUN_TAG) == self.run:
                     try:
                         self._delete(kind, resource)
                         print(f"deleted {kind} {resource}")
-                        deleted.append(f"{kind} {resource}")
+                        deleted += 1
                     except ClientError as exc:
                         print(f"could not delete {kind} {resource}: {exc}")
-                        errors.append((f"{kind} {resource}", exc))
-        if not deleted and not errors:
+                        failed.append(f"{kind} {resource}")
+        if failed:
+            raise TargetError(f"could not delete {', '.join(failed)}: delete them by hand or `labkit sweep --aws`")
+        if not deleted:
             print(f"nothing else tagged {spend.RUN_TAG}={self.run} is left")
+
+    def delete_all(self) -> list[tuple[str, BaseException]]:
+        """Delete what this run made: what the teardown list holds (bucket, repository), then every
+        SageMaker resource tagged with this run. Returns what could not be deleted (empty when all
+        went). The tagged sweep stays registered, so a later failure or exit runs it again."""
+        errors = self.teardown.run()
+        self.teardown.add(self._tagged_description, self._delete_tagged)
         return errors
 
 

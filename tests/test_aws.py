@@ -51,11 +51,23 @@ def _emulator(moto, lab="05"):
     return aws.target("emulator", lab=lab, moto=moto)
 
 
+def _create(t, model, config=None, endpoint=None, image="local/app:v1", model_data="s3://b/model.tar.gz",
+            instances=1, environment=None):
+    """Lab 05's three calls, as its solution makes them: tagged with the target's tags."""
+    sm = t.sagemaker
+    sm.create_model(ModelName=model, ExecutionRoleArn=t.role_arn, Tags=t.tags,
+                    PrimaryContainer={"Image": image, "ModelDataUrl": model_data, "Environment": environment or {}})
+    if config:
+        sm.create_endpoint_config(EndpointConfigName=config, Tags=t.tags, ProductionVariants=[
+            {"VariantName": "AllTraffic", "ModelName": model, "InstanceType": "ml.m5.large",
+             "InitialInstanceCount": instances, "InitialVariantWeight": 1.0}])
+    if endpoint:
+        sm.create_endpoint(EndpointName=endpoint, EndpointConfigName=config, Tags=t.tags)
+
+
 def _deploy(t, suffix="iris", image="local/app:v1", model_data="s3://b/model.tar.gz"):
     model, config, endpoint = (aws.name(t, f"{suffix}-{what}") for what in ("model", "config", "endpoint"))
-    t.create_model(model, image, model_data)
-    t.create_endpoint_config(config, model, "ml.m5.large", 1)
-    t.create_endpoint(endpoint, config)
+    _create(t, model, config, endpoint, image=image, model_data=model_data)
     return model, config, endpoint
 
 
@@ -152,11 +164,8 @@ def test_request_shapes_pass_botocore_validation(moto):
     with Stubber(t.sagemaker) as stub:  # the client validates, then the stub compares
         for operation, (params, response) in expected.items():
             stub.add_response(operation, response, params)
-        t.create_model("m", IMAGE, "s3://b/k", {"A": "1"})
-        t.create_endpoint_config("c", "m", "ml.m5.large", 2)
-        t.create_endpoint("e", "c")
+        _create(t, "m", "c", "e", image=IMAGE, model_data="s3://b/k", instances=2, environment={"A": "1"})
         stub.assert_no_pending_responses()
-    assert len(t.teardown) == 3
 
 
 # --- preflight: estimate and quota --------------------------------------------------------------
@@ -221,12 +230,11 @@ def test_a_failing_step_inside_teardown_deletes_what_was_made(moto, tmp_path, ca
         t.preflight("ml.m5.large", 1)
         data = t.model_data(tar)
         model = aws.name(t, "model")
-        t.create_model(model, "local/app:v1", data)
-        t.create_endpoint_config(aws.name(t, "config"), model, "ml.m5.large", 1)
+        _create(t, model, aws.name(t, "config"), model_data=data)
         raise RuntimeError("step failed")
     out = capsys.readouterr().out
     assert out.index("emulator this costs $0") < out.index("uploaded")  # the estimate comes first
-    assert "deleted endpoint config" in out and "deleted model" in out and "deleted bucket" in out
+    assert "deleted endpoint-config" in out and "deleted model" in out and "deleted bucket" in out
     assert _nothing(moto)
 
 
@@ -234,7 +242,7 @@ def test_delete_all_removes_only_this_run(moto, capsys):
     mine, other = _emulator(moto), _emulator(moto)
     _deploy(mine)
     kept = _deploy(other)
-    # made without the helpers (so not in the teardown list), found by its run tag
+    # made by hand in another cell, found by its run tag like the rest
     mine.sagemaker.create_model(ModelName=aws.name(mine, "extra"), ExecutionRoleArn=mine.role_arn,
                                 PrimaryContainer={"Image": "local/app:v1"}, Tags=mine.tags)
     assert mine.delete_all() == []
@@ -378,4 +386,4 @@ def test_image_push_error_is_explained(fake_account, monkeypatch):
                           {"authorizationData": [{"authorizationToken": base64.b64encode(b"AWS:p").decode()}]})
         with pytest.raises(aws.TargetError, match="denied: not authorized"):
             t.image_uri("app")
-    assert len(t.teardown) == 1  # the repository it made is still deleted later
+    assert len(t.teardown) == 2  # the repository it made is still deleted later (after the tagged sweep)
