@@ -243,7 +243,7 @@ class Target:
     def _delete_tagged(self) -> None:
         """Delete every SageMaker endpoint, endpoint config and model tagged with this run (in that
         order), however it was created; raise at the end if one could not be deleted."""
-        if self._moto is not None and not self._moto.answers():
+        if self._moto is not None and not self._moto.running():
             return  # the emulator is stopped, and everything it held with it
         deleted, failed = 0, []
         for kind in ("endpoint", "endpoint-config", "model"):
