@@ -20,7 +20,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 DEFAULT_PORT = 4566
@@ -124,6 +124,8 @@ def start_child(server_class, argv: list[str], *, name: str, port: int | None, d
 
 @dataclass
 class Moto(ChildServer):
+    _exported: dict | None = field(default=None, repr=False)
+
     @property
     def env(self) -> dict[str, str]:
         """Environment for an AWS SDK or CLI (here or in a container on the host network)."""
@@ -157,10 +159,23 @@ class Moto(ChildServer):
         """Forget every resource (moto's reset API)."""
         urllib.request.urlopen(urllib.request.Request(f"{self.url}/moto-api/reset", method="POST"), timeout=5)
 
+    def export(self) -> None:
+        """Point every AWS SDK and CLI of this process (a lab's kernel, and the `!aws` commands it
+        runs) at the emulator with the fake credentials; ``stop()`` puts the old values back."""
+        if self._exported is None:
+            self._exported = {name: os.environ.get(name) for name in self.env}
+        os.environ.update(self.env)
+
     def stop(self, show: bool = False) -> None:
         """Stop the server (safe to repeat)."""
         if self.terminate() and show:
             print(f"stopped moto on port {self.port}")
+        for name, value in (self._exported or {}).items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        self._exported = None
 
 
 def start_moto(port: int | None = None, *, timeout: float = 30, show: bool = True) -> Moto:

@@ -1,11 +1,27 @@
 """moto server lifecycle and the Vault probe, for real (processes and sockets)."""
 
 import http.server
+import os
 import threading
 
 import pytest
 
 from labkit import emulators, probes
+
+
+def test_export_points_this_process_at_moto_until_it_stops(monkeypatch):
+    import boto3
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "mine")
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    moto = emulators.start_moto(emulators.free_port(None), show=False)
+    try:
+        moto.export()
+        boto3.client("s3", region_name="us-east-1").create_bucket(Bucket="made-through-the-environment")
+        assert [b["Name"] for b in moto.client("s3").list_buckets()["Buckets"]] == ["made-through-the-environment"]
+    finally:
+        moto.stop()
+    assert os.environ["AWS_ACCESS_KEY_ID"] == "mine" and "AWS_ENDPOINT_URL" not in os.environ
 
 
 def test_moto_starts_answers_serves_secrets_and_stops():
