@@ -72,8 +72,14 @@ class ChildServer:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    def answers(self) -> bool:  # pragma: no cover - each server says how it answers
-        raise NotImplementedError
+    health_path = "/"  # a GET that answers 200 once the server is up
+
+    def answers(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.url}{self.health_path}", timeout=2) as r:
+                return r.status == 200
+        except (urllib.error.URLError, OSError):
+            return False
 
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
@@ -124,6 +130,7 @@ def start_child(server_class, argv: list[str], *, name: str, port: int | None, d
 
 @dataclass
 class Moto(ChildServer):
+    health_path = "/moto-api/data.json"
     _exported: dict | None = field(default=None, repr=False)
 
     @property
@@ -147,13 +154,6 @@ class Moto(ChildServer):
             key: FAKE_CREDENTIALS[name] for key, name in (("aws_access_key_id", "AWS_ACCESS_KEY_ID"),
                                                           ("aws_secret_access_key", "AWS_SECRET_ACCESS_KEY"),
                                                           ("aws_session_token", "AWS_SESSION_TOKEN"))})
-
-    def answers(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"{self.url}/moto-api/data.json", timeout=2) as r:
-                return r.status == 200
-        except (urllib.error.URLError, OSError):
-            return False
 
     def reset(self) -> None:
         """Forget every resource (moto's reset API)."""

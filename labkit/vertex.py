@@ -44,13 +44,7 @@ class StandIn(emulators.ChildServer):
     """A running ``environments/vertex/standin.py`` (a teaching stand-in, not an emulator)."""
 
     lab: str = ""
-
-    def answers(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"{self.url}/standin/health", timeout=2) as r:
-                return r.status == 200
-        except (urllib.error.URLError, OSError):
-            return False
+    health_path = "/standin/health"
 
     def init_sdk(self, project: str = LOCAL_PROJECT, location: str = "us-central1") -> None:
         """Point the aiplatform SDK at this stand-in: REST transport, plain http, anonymous credentials.
