@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import socket
 import time
 from dataclasses import dataclass
 
@@ -76,18 +75,6 @@ def request(port: int, method: str, path: str, body: bytes | None = None, *, hea
 def post_json(port: int, path: str, payload, **kwargs) -> Reply:
     return request(port, "POST", path, json.dumps(payload).encode(),
                    headers={"Content-Type": "application/json", "Accept": "application/json"}, **kwargs)
-
-
-def wait_accepting(port: int, timeout: float, host: str = "127.0.0.1") -> float | None:
-    """Seconds until a TCP connection to ``port`` is accepted, or None at the deadline."""
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        try:
-            with socket.create_connection((host, port), timeout=0.5):
-                return time.monotonic() - started
-        except OSError:
-            time.sleep(0.05)
-    return None
 
 
 @dataclass

@@ -25,6 +25,10 @@ CMD ["serve"]
 # Starts by hand, but `serve` replaces its CMD and there is no ENTRYPOINT to receive it.
 CMD_ONLY_DOCKERFILE = SAGEMAKER_DOCKERFILE.replace('ENTRYPOINT ["python", "-m", "model_server"]\n', "") \
     .replace('CMD ["serve"]', 'CMD ["python", "-m", "model_server", "http"]')
+# Meets the contract on 8080, but with the port written into the image.
+FIXED_PORT_DOCKERFILE = SAGEMAKER_DOCKERFILE.replace(
+    'ENTRYPOINT ["python", "-m", "model_server"]',
+    'ENTRYPOINT ["sh", "-c", "exec python -m model_server serve --port 8080", "--"]')
 # Ignores the archive: its own model, pointed at by MODEL_DIR.
 BAKED_DOCKERFILE = SAGEMAKER_DOCKERFILE.replace(
     "ENTRYPOINT", "RUN python -m model_server train --out /app/model\nENV MODEL_DIR=/app/model\nENTRYPOINT")
@@ -63,7 +67,7 @@ def images(tmp_path_factory):
     shutil.copytree(paths.APP, context, ignore=shutil.ignore_patterns("Dockerfile*", ".dockerignore", "tests"))
     built = {}
     for name, text in (("good", SAGEMAKER_DOCKERFILE), ("cmd-only", CMD_ONLY_DOCKERFILE),
-                       ("baked", BAKED_DOCKERFILE)):
+                       ("baked", BAKED_DOCKERFILE), ("fixed-port", FIXED_PORT_DOCKERFILE)):
         (context / f"Dockerfile.{name}").write_text(text)
         built[name] = f"labkit/{LAB}-{name}:v1"
         dockerlab.build(context, built[name], lab=LAB, dockerfile=f"Dockerfile.{name}", show=False)
@@ -102,6 +106,15 @@ def test_contract_report_sees_a_baked_model_ignore_the_archive(images):
     report = {r.name: r for r in sagemaker.contract_report(images["baked"], images["tar"], lab=LAB)}
     assert not report["serves the model from model.tar.gz"].passed
     assert report["POST /invocations (JSON) predicts"].passed
+
+
+@docker_only
+@pytest.mark.docker
+def test_contract_report_sees_a_port_written_into_the_image(images):
+    report = {r.name: r for r in sagemaker.contract_report(images["fixed-port"], images["tar"], lab=LAB,
+                                                           startup_s=10)}
+    assert report["POST /invocations (JSON) predicts"].passed
+    assert not report["listens on SAGEMAKER_BIND_TO_PORT"].passed
 
 
 @docker_only
