@@ -119,3 +119,15 @@ def serves_model(port: int, metadata: dict, source: str, hint: str) -> Requireme
     same = bool(model) and all(model.get(k) == metadata[k] for k in keys)
     return Requirement(f"serves the model from {source}", same,
                        f"/version reports the model in {source}" if same else hint)
+
+
+def stop_on_sigterm(container, within_s: float) -> tuple[float | None, int | None]:
+    """Send SIGTERM the way a platform stops an instance and wait ``within_s`` seconds:
+    (seconds it took, exit code), or (None, None) while it still runs (the caller removes it)."""
+    started = time.monotonic()
+    container.kill(signal="SIGTERM")
+    try:
+        code = container.wait(timeout=within_s)["StatusCode"]
+    except Exception:  # noqa: BLE001 - the wait timed out (requests' ReadTimeout/ConnectionError)
+        return None, None
+    return time.monotonic() - started, code

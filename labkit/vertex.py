@@ -15,7 +15,6 @@ import json
 import os
 import sys
 import time
-import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -111,24 +110,6 @@ def _install_artifact_shim() -> None:
 
 # ---------------------------------------------------------------- the serving contract
 
-def _http(method: str, url: str, body: bytes | None = None, timeout: float = 5) -> tuple[int, dict, bytes]:
-    request = urllib.request.Request(url, body, {"Content-Type": "application/json"} if body is not None else {},
-                                     method=method)
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as r:
-            return r.status, dict(r.headers), r.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, dict(exc.headers), exc.read()
-
-
-def _answers(url: str) -> int | None:
-    """The HTTP status ``url`` answers with, None when nothing answers."""
-    try:
-        return _http("GET", url, timeout=2)[0]
-    except (urllib.error.URLError, OSError):
-        return None
-
-
 def contract_report(image: str, *, lab: str, model_dir: str | Path | None = None, port: int = 7080,
                     health_route: str = "/health", predict_route: str = "/predict",
                     timeout: float = 60) -> list[Requirement]:
@@ -165,25 +146,29 @@ def _metadata(model_dir: Path) -> dict:
 
 def _check_contract(container, port: int, health_route: str, predict_route: str,
                     timeout: float, metadata: dict | None) -> list[Requirement]:
-    base = f"http://127.0.0.1:{dockerlab.host_port(container, port)}"
-    fallback = f"http://127.0.0.1:{dockerlab.host_port(container, 8080)}" if port != 8080 else None
+    host = dockerlab.host_port(container, port)
+    fallback = dockerlab.host_port(container, 8080) if port != 8080 else None
+
+    def answers(on: int) -> int | None:
+        return contract.request(on, "GET", health_route, timeout=2).status
+
     found, deadline, started = [], time.monotonic() + timeout, time.monotonic()
     status = None
     while time.monotonic() < deadline:
-        status = _answers(base + health_route)
+        status = answers(host)
         container.reload()
         if status is not None or container.status == "exited":
             break
-        if fallback and _answers(fallback + health_route) is not None:
+        if fallback and answers(fallback) is not None:
             time.sleep(1)  # listening on 8080 already: give AIP_HTTP_PORT one more second, no more
-            status = _answers(base + health_route)
+            status = answers(host)
             break
         time.sleep(0.3)
     if status is None:
         logs = container.logs(tail=8).decode(errors="replace").strip()
         if container.status == "exited":
             why = f"the container exited (code {container.attrs['State']['ExitCode']}); last log lines:\n{logs}"
-        elif fallback and _answers(fallback + health_route) is not None:
+        elif fallback and answers(fallback) is not None:
             why = (f"it answers on 8080, not on AIP_HTTP_PORT={port}: read the port from the AIP_HTTP_PORT "
                    "environment variable (Vertex picks it), do not hard-code it")
         else:
@@ -196,50 +181,43 @@ def _check_contract(container, port: int, health_route: str, predict_route: str,
     else:
         found.append(Requirement(f"listens on AIP_HTTP_PORT={port}", True,
                                  f"answered after {time.monotonic() - started:.1f}s"))
-        found += _check_routes(base, health_route, predict_route, deadline)
+        found += _check_routes(host, health_route, predict_route, deadline)
         if metadata is not None:
             found.append(contract.serves_model(
-                dockerlab.host_port(container, port), metadata, "AIP_STORAGE_URI",
+                host, metadata, "AIP_STORAGE_URI",
                 "the model served is not the one in AIP_STORAGE_URI: is a model baked into the image, or a "
                 "model folder given on the command line?"))
     found.append(_check_sigterm(container))
     return found
 
 
-def _check_routes(base: str, health_route: str, predict_route: str, deadline: float) -> list[Requirement]:
+def _check_routes(host: int, health_route: str, predict_route: str, deadline: float) -> list[Requirement]:
     found = []
-    status = _answers(base + health_route)
-    while status != 200 and time.monotonic() < deadline:
-        time.sleep(0.3)
-        status = _answers(base + health_route)
+    timeline = contract.poll(host, health_route, until=max(0.01, deadline - time.monotonic()), every=0.3)
+    status = timeline[-1].reply.status if timeline else None
     found.append(Requirement(f"health route {health_route} answers 200 when ready", status == 200,
                              "200" if status == 200 else f"last answer {status}: serve AIP_HEALTH_ROUTE and "
                              "answer 200 once the model is loaded"))
-    body = json.dumps({"instances": serving.IRIS_ROWS}).encode()
+    reply = contract.post_json(host, predict_route, {"instances": serving.IRIS_ROWS}, timeout=15)
     try:
-        code, headers, raw = _http("POST", base + predict_route, body, timeout=15)
-    except (urllib.error.URLError, OSError) as exc:
-        code, headers, raw = None, {}, str(exc).encode()
-    try:
-        predictions = json.loads(raw).get("predictions")
+        predictions = reply.json().get("predictions")
     except (ValueError, AttributeError):
         predictions = None
-    right = code == 200 and predictions == serving.IRIS_CLASSES
+    right = reply.status == 200 and predictions == serving.IRIS_CLASSES
+    raw = reply.body or reply.error.encode()
     found.append(Requirement(
         f"predict route {predict_route} answers right", right,
-        f"{serving.IRIS_CLASSES}" if right else f"answer {code}: {raw[:200].decode(errors='replace')!r}; expected "
-        f'{{"predictions": {serving.IRIS_CLASSES}}} for {{"instances": <the three Iris rows>}} on AIP_PREDICT_ROUTE'))
-    ctype = {k.lower(): v for k, v in headers.items()}.get("content-type", "")
-    found.append(Requirement("predictions come back as JSON", ctype.startswith("application/json"),
-                             f"Content-Type: {ctype or '(none)'}"))
-    try:
-        bad = _http("POST", base + predict_route, b"{not json", timeout=15)[0]
-    except (urllib.error.URLError, OSError) as exc:
-        bad = f"no answer ({exc})"
-    ok = isinstance(bad, int) and 400 <= bad < 500
+        f"{serving.IRIS_CLASSES}" if right else f"answer {reply.status}: {raw[:200].decode(errors='replace')!r}; "
+        f'expected {{"predictions": {serving.IRIS_CLASSES}}} for {{"instances": <the three Iris rows>}} on '
+        "AIP_PREDICT_ROUTE"))
+    found.append(Requirement("predictions come back as JSON", reply.content_type == "application/json",
+                             f"Content-Type: {reply.content_type or '(none)'}"))
+    bad = contract.request(host, "POST", predict_route, b"{not json", headers={"Content-Type": "application/json"},
+                           timeout=15)
+    ok = bad.status is not None and 400 <= bad.status < 500
     found.append(Requirement("a malformed body gets a 4xx, not a 5xx", ok,
-                             f"answered {bad}" + ("" if ok else ": reject bad input with 400, a 5xx says the "
-                                                                "server is broken (and Vertex may retry it)")))
+                             f"answered {bad.describe()}" + ("" if ok else ": reject bad input with 400, a 5xx says "
+                                                                         "the server is broken (and Vertex may retry it)")))
     return found
 
 
@@ -248,14 +226,11 @@ def _check_sigterm(container) -> Requirement:
     container.reload()
     if container.status != "running":
         return Requirement(name, False, f"not checked: the container is {container.status}")
-    started = time.monotonic()
-    container.kill(signal="SIGTERM")
-    try:
-        code = container.wait(timeout=SIGTERM_LIMIT_S)["StatusCode"]
-    except Exception:  # noqa: BLE001 - the wait timed out
+    seconds, code = contract.stop_on_sigterm(container, SIGTERM_LIMIT_S)
+    if seconds is None:
         return Requirement(name, False, f"still running {SIGTERM_LIMIT_S} s after SIGTERM: use the exec form of "
                                         "ENTRYPOINT/CMD (or an init) and stop on SIGTERM")
-    return Requirement(name, True, f"exited in {time.monotonic() - started:.1f}s (code {code})")
+    return Requirement(name, True, f"exited in {seconds:.1f}s (code {code})")
 
 
 # ---------------------------------------------------------------- the SDK's local endpoint
