@@ -283,10 +283,10 @@ def run(ref: str, *, lab: str, name: str | None = None, ports: dict | None = Non
 
 
 def run_output(ref: str, command: list[str] | None = None, *, lab: str, entrypoint=None,
-               timeout: float = 60) -> tuple[int, str]:
+               timeout: float = 60, volumes: dict | None = None) -> tuple[int, str]:
     """Run ``command`` in a fresh container to completion: (exit code, output)."""
     container = client().containers.create(image(ref).id, command=command, entrypoint=entrypoint,
-                                           labels=labels(lab))
+                                           labels=labels(lab), volumes=volumes)
     try:
         container.start()
         try:

@@ -14,7 +14,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from labkit import build, dockerlab, grade, paths, sagemaker
+from labkit import build, dockerlab, grade, paths, sagemaker, serving
 from labkit.images import ensure_base_images
 from labkit.lab import Lab
 from labkit.load import run_load
@@ -68,13 +68,7 @@ def sagemaker_figures(workspace: Path) -> dict:
     (app / "Dockerfile").write_text(build.written_file(paths.solution_for("05"), "dockerfile"))
     image = "labkit/bench-sagemaker:v1"
     dockerlab.build(app, image, lab=LABEL)
-    model = workspace / "model"
-    model.mkdir(mode=0o777)
-    model.chmod(0o777)
-    trainer = dockerlab.run(image, lab=LABEL, command=["train", "--out", "/out"],
-                            volumes={str(model): {"bind": "/out", "mode": "rw"}})
-    trainer.wait(timeout=120)
-    trainer.remove()
+    model = serving.train(image, workspace / "model", lab=LABEL)
     tar = sagemaker.package_model(model, workspace / "model.tar.gz")
     started = time.monotonic()
     container = sagemaker.run_like_sagemaker(image, tar, lab=LABEL, environment={"LOG_REQUESTS": "0"})

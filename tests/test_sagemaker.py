@@ -71,13 +71,7 @@ def images(tmp_path_factory):
         (context / f"Dockerfile.{name}").write_text(text)
         built[name] = f"labkit/{LAB}-{name}:v1"
         dockerlab.build(context, built[name], lab=LAB, dockerfile=f"Dockerfile.{name}", show=False)
-    model = work / "model"
-    model.mkdir()
-    model.chmod(0o777)
-    container = dockerlab.run(built["good"], lab=LAB, command=["train", "--out", "/out"],
-                              volumes={str(model): {"bind": "/out", "mode": "rw"}})
-    assert container.wait(timeout=120)["StatusCode"] == 0, container.logs().decode()
-    container.remove()
+    model = serving.train(built["good"], work / "model", lab=LAB)
     built["tar"] = sagemaker.package_model(model, work / "model.tar.gz")
     yield built
     dockerlab.cleanup(LAB, show=False)
