@@ -136,8 +136,13 @@ def _sweep(args) -> int:
                                   delete=args.delete, lab=args.lab)
         else:
             from . import vertex
-            leftovers = vertex.sweep(delete=args.delete, lab=args.lab, project=args.project,
-                                     **({"location": args.region} if args.region else {}))
+            try:
+                leftovers = vertex.sweep(delete=args.delete, lab=args.lab, project=args.project,
+                                         **({"location": args.region} if args.region else {}))
+            except vertex.VertexError as exc:  # e.g. no project given or configured
+                print(f"labkit sweep --gcp: {exc}", file=sys.stderr)
+                status = 1
+                continue
         found += [(cloud, item) for item in leftovers]
     for cloud, item in found:
         print(f"{cloud}: {item.describe()}")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -109,7 +110,8 @@ def start_child(server_class, argv: list[str], *, name: str, port: int | None, d
     port = port or free_port(default_port)
     if not _port_free(port):
         raise error(f"port {port} is already in use: pass another port, or stop what uses it")
-    log = Path(tempfile.mkstemp(prefix=f"{name}-{port}-", suffix=".log")[1])
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")  # "the Vertex stand-in" → the-vertex-stand-in
+    log = Path(tempfile.mkstemp(prefix=f"{slug}-{port}-", suffix=".log")[1])
     with open(log, "wb") as out:
         process = subprocess.Popen([a.replace("{port}", str(port)) for a in argv], stdout=out,
                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,

@@ -43,6 +43,15 @@ def test_sweep_without_credentials_says_why_and_creates_nothing(monkeypatch, cap
     assert cli.main(["sweep"]) == 2
 
 
+def test_sweep_gcp_without_a_project_says_so(monkeypatch, capsys):
+    from labkit import probes
+
+    monkeypatch.setattr(probes, "gcp_credentials_reason", lambda: None)
+    monkeypatch.delenv("GOOGLE_CLOUD_PROJECT", raising=False)
+    assert cli.main(["sweep", "--gcp"]) == 1
+    assert "no project" in capsys.readouterr().err
+
+
 def test_sweep_lists_then_deletes_tagged_leftovers(monkeypatch, capsys):
     """Against moto: boto3 follows AWS_ENDPOINT_URL, as it would a real region."""
     from labkit import emulators, probes
