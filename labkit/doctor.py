@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from rich.console import Console
 from rich.text import Text
 
-from labkit import probes
+from labkit import capabilities, probes
 
 OK, WARN, MISSING, OPTIONAL = "OK", "WARN", "MISSING", "optional"
 LOW_DISK_BYTES = 10 * 10**9
@@ -49,39 +49,18 @@ def _disk() -> Item:
     return Item(name, OK, found)
 
 
-def _base_images() -> list[Item]:
-    """The base images' row; no row while the engine is down (its own row says so)."""
-    from labkit.images import missing_base_images
-
-    if probes.docker_reason():
-        return []
-    name = "Base images"
-    try:
-        missing = missing_base_images()
-    except Exception as exc:  # noqa: BLE001 - the doctor reports, it does not crash
-        return [Item(name, WARN, f"could not check ({exc})", "run `make images`")]
-    if missing:
-        return [Item(name, OPTIONAL, "missing: " + ", ".join(map(str, missing)), "run `make images`")]
-    return [Item(name, OK, "all present")]
-
-
 def collect() -> list[Item]:
-    """Probe everything afresh and return one Item per thing the labs use."""
+    """Probe everything afresh and return one Item per capability of labkit.capabilities (and
+    the free disk space, which only the doctor reports)."""
     probes.refresh()
-    return [
-        _item("Docker engine", probes.docker_engine(), required=True),
-        _item("BuildKit", probes.buildkit(), absent=WARN),
-        _item("Compose", probes.compose(), required=True),
-        _item("kind", probes.kind()),
-        _item("kubectl", probes.kubectl()),
-        _disk(),
-        _item("NVIDIA GPU", probes.gpu()),
-        _item("NVIDIA Container Toolkit", probes.nvidia_toolkit()),
-        _item("AWS credentials", probes.aws_credentials()),
-        _item("GCP credentials", probes.gcp_credentials()),
-        _item("Cloud SDKs (lab 06)", probes.cloud_sdks()),
-        *_base_images(),
-    ]
+    items = []
+    for cap in capabilities.TABLE.values():
+        if cap.name == "base-images" and probes.docker_reason():
+            continue  # the engine's own row says why
+        items.append(_item(cap.title, cap.probe(), required=cap.required, absent=WARN if cap.warn else OPTIONAL))
+        if cap.name == "kubectl":
+            items.append(_disk())
+    return items
 
 
 def run_doctor(console: Console | None = None) -> int:

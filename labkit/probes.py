@@ -454,20 +454,28 @@ def docker_disk_free_bytes() -> int | None:
     return disk.free_bytes if disk else None
 
 
-def vault_reason() -> str | None:
-    """None when VAULT_ADDR is set and a Vault server answers its health endpoint, else why not."""
+def vault() -> Finding:
+    """A Vault server at VAULT_ADDR that answers its health endpoint, with VAULT_TOKEN set (not cached)."""
     addr = os.environ.get("VAULT_ADDR")
     if not addr:
-        return ("VAULT_ADDR is not set — the Vault steps need a Vault server: `vault server -dev` locally "
-                "(https://developer.hashicorp.com/vault/docs/concepts/dev-server), then export VAULT_ADDR "
-                "and VAULT_TOKEN")
+        return Finding(reason="VAULT_ADDR is not set — the Vault steps need a Vault server: `vault server -dev` "
+                              "locally (https://developer.hashicorp.com/vault/docs/concepts/dev-server), then export "
+                              "VAULT_ADDR and VAULT_TOKEN")
     if not os.environ.get("VAULT_TOKEN"):
-        return f"VAULT_ADDR is {addr} but VAULT_TOKEN is not set — `vault login`, then export VAULT_TOKEN"
+        return Finding(reason=f"VAULT_ADDR is {addr} but VAULT_TOKEN is not set — `vault login`, then export VAULT_TOKEN")
     try:
         # standbyok/uninitcode: any answer means a reachable server; sealed (503) is reported.
         with urllib.request.urlopen(f"{addr.rstrip('/')}/v1/sys/health?standbyok=true", timeout=3) as r:
-            return None if r.status == 200 else f"Vault at {addr} answered HTTP {r.status}"
+            return Finding(f"Vault at {addr}") if r.status == 200 else \
+                Finding(reason=f"Vault at {addr} answered HTTP {r.status}")
     except urllib.error.HTTPError as exc:
-        return f"Vault at {addr} is not ready (HTTP {exc.code}: sealed or not initialised) — `vault operator unseal`"
+        return Finding(reason=f"Vault at {addr} is not ready (HTTP {exc.code}: sealed or not initialised) — "
+                              "`vault operator unseal`")
     except (urllib.error.URLError, OSError, ValueError) as exc:
-        return f"no Vault server answers at {addr} ({getattr(exc, 'reason', exc)}) — start it or fix VAULT_ADDR"
+        return Finding(reason=f"no Vault server answers at {addr} ({getattr(exc, 'reason', exc)}) — start it or fix "
+                              "VAULT_ADDR")
+
+
+def vault_reason() -> str | None:
+    """None when VAULT_ADDR is set and a Vault server answers its health endpoint, else why not."""
+    return vault().reason

@@ -76,15 +76,18 @@ def test_enough_disk_is_ok(monkeypatch):
     assert doctor._disk().status == doctor.OK
 
 
-def test_base_images_row(monkeypatch):
-    monkeypatch.setattr(probes, "docker_reason", lambda: None)
-    from labkit import images
+def test_every_capability_has_a_row_and_the_base_images_say_what_to_run(monkeypatch, no_tools):
+    from labkit import capabilities, images
 
+    monkeypatch.setattr(probes, "docker_engine", lambda: probes.Finding("Docker Engine (test)"))
+    monkeypatch.setattr(probes, "docker_reason", lambda: None)
     monkeypatch.setattr(images, "missing_base_images", lambda: ["python:3.11-slim"])
-    [item] = doctor._base_images()
-    assert item.status == doctor.OPTIONAL and "python:3.11-slim" in item.found and "make images" in item.fix
+    rows = {item.name: item for item in doctor.collect()}
+    assert {c.title for c in capabilities.TABLE.values()} <= set(rows)
+    base = rows["Base images"]
+    assert base.status == doctor.OPTIONAL and "python:3.11-slim" in base.fix and "make images" in base.fix
     monkeypatch.setattr(images, "missing_base_images", lambda: [])
-    assert doctor._base_images()[0].status == doctor.OK
+    assert {item.name: item for item in doctor.collect()}["Base images"].status == doctor.OK
 
 
 def test_no_secret_is_printed(monkeypatch, no_tools):
