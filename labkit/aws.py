@@ -74,6 +74,11 @@ def name(target: Target, suffix: str) -> str:
     return f"{head}-{target.run}"
 
 
+def tags_of(sagemaker, arn: str) -> dict[str, str]:
+    """The tags of a SageMaker resource, as a dict."""
+    return _tags(sagemaker.list_tags(ResourceArn=arn)["Tags"])
+
+
 def _gone(exc: ClientError) -> bool:
     """True when the error says the resource no longer exists (deleting it again is then fine)."""
     error = exc.response.get("Error", {})
@@ -151,12 +156,17 @@ class Target:
             self._bucket = bucket
         key = f"{_slug(self.lab)}/{tar_path.name}"
         s3.upload_file(str(tar_path), self._bucket, key)
-        uri = f"s3://{self._bucket}/{key}"
+        uri = self.model_data_uri(tar_path)
         print(f"uploaded {tar_path.name} ({tar_path.stat().st_size:,} bytes) to {uri}")
         return uri
 
-    def image_uri(self, local_image: str) -> str:
-        """The image SageMaker should run: the local tag on the emulator, else pushed to a new ECR repository."""
+    def model_data_uri(self, tar_path: str | Path) -> str:
+        """Where :meth:`model_data` puts ``tar_path`` in this run: what a check expects a model to name."""
+        return f"s3://{name(self, 'model')}/{_slug(self.lab)}/{Path(tar_path).name}"
+
+    def image_uri(self, local_image: str, *, push: bool = True) -> str:
+        """The image SageMaker should run: the local tag on the emulator, else pushed to a new ECR
+        repository (with ``push=False``: the URI it was pushed to, for a check)."""
         if self.kind == "emulator":
             return local_image
         from . import dockerlab
@@ -164,6 +174,13 @@ class Target:
         tag = tag or "latest"
         ecr = self.client("ecr")
         repo_name = name(self, repo_part.split("/")[-1])
+        if not push:
+            try:
+                found = ecr.describe_repositories(repositoryNames=[repo_name])["repositories"][0]
+            except ClientError:
+                raise AssertionError(f"there is no ECR repository {repo_name}: push the image with AWS.image_uri") \
+                    from None
+            return f"{found['repositoryUri']}:{tag}"
         uri = ecr.create_repository(repositoryName=repo_name, tags=self.tags,
                                     imageScanningConfiguration={"scanOnPush": True})["repository"]["repositoryUri"]
         self.teardown.add(f"repository {repo_name}",

@@ -6,11 +6,19 @@ the server answers and registers its stop at interpreter exit. The returned
 :class:`Moto` gives the environment an AWS SDK needs to talk to it (``AWS_ENDPOINT_URL``
 and fake credentials) and stops it with ``stop()``. Nothing here ever touches a real
 account: the credentials are fixed fake ones and every call goes to 127.0.0.1.
+
+The server records every request it answers (moto's recorder), so that a check can tell
+what a student's code really asked the emulator. When ``labkit grade`` runs a lab it starts
+the emulator itself and names it in ``LABKIT_MOTO_URL``: ``start_moto()`` then attaches to
+that one, and ``stop()`` leaves it to the grader.
 """
 
 from __future__ import annotations
 
 import atexit
+import base64
+import contextlib
+import json
 import os
 import re
 import signal
@@ -20,12 +28,15 @@ import sys
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
 DEFAULT_PORT = 4566
 REGION = "us-east-1"
+MOTO_URL_ENV = "LABKIT_MOTO_URL"              # the emulator the grader runs for this lab
+MOTO_RECORDING_ENV = "LABKIT_MOTO_RECORDING"  # its request log (given to the checks' kernel only)
 # Fixed fake credentials: moto accepts any; these can never work against real AWS.
 FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",  # pragma: allowlist secret
                     "AWS_SESSION_TOKEN": "testing"}  # pragma: allowlist secret
@@ -82,8 +93,15 @@ class ChildServer:
         except (urllib.error.URLError, OSError):
             return False
 
+    @property
+    def attached(self) -> bool:
+        """True for a server another process started (the grader's), which this one must not stop."""
+        return self.process is None
+
     def running(self) -> bool:
-        return self.process is not None and self.process.poll() is None
+        if self.attached:
+            return self.answers()
+        return self.process.poll() is None
 
     def log_tail(self, lines: int = 15) -> str:
         if not self.log_path or not self.log_path.exists():
@@ -92,7 +110,7 @@ class ChildServer:
 
     def terminate(self, grace: float = 5) -> bool:
         """SIGTERM, then SIGKILL after ``grace`` seconds; True when it was running (safe to repeat)."""
-        if not self.running():
+        if self.attached or self.process.poll() is not None:
             return False
         self.process.terminate()
         try:
@@ -132,7 +150,8 @@ def start_child(server_class, argv: list[str], *, name: str, port: int | None, d
 
 @dataclass
 class Moto(ChildServer):
-    health_path = "/moto-api/data.json"
+    health_path = "/moto-api/"  # the dashboard: static, unlike data.json, which dumps every resource
+    recording: Path | None = None  # moto's request log, one JSON object a line
     _exported: dict | None = field(default=None, repr=False)
 
     @property
@@ -168,10 +187,28 @@ class Moto(ChildServer):
             self._exported = {name: os.environ.get(name) for name in self.env}
         os.environ.update(self.env)
 
+    def requests(self) -> list[dict]:
+        """Every request the emulator answered so far: ``method``, ``url``, ``headers``, ``body`` (bytes)."""
+        if self.recording is None:
+            raise EmulatorError("this emulator's requests are not recorded here")
+        found = []
+        with contextlib.suppress(FileNotFoundError):
+            for line in self.recording.read_text(errors="replace").splitlines():
+                try:
+                    entry = json.loads(line)
+                except ValueError:
+                    continue
+                body = entry.get("body") or ""
+                entry["body"] = base64.b64decode(body) if entry.get("body_encoded") else str(body).encode()
+                found.append(entry)
+        return found
+
     def stop(self, show: bool = False) -> None:
-        """Stop the server (safe to repeat)."""
+        """Stop the server (safe to repeat); one the grader runs is left running."""
         if self.terminate() and show:
             print(f"stopped moto on port {self.port}")
+        elif self.attached and show:
+            print(f"moto on port {self.port} belongs to the grader: it stops it")
         for name, value in (self._exported or {}).items():
             if value is None:
                 os.environ.pop(name, None)
@@ -180,11 +217,39 @@ class Moto(ChildServer):
         self._exported = None
 
 
-def start_moto(port: int | None = None, *, timeout: float = 30, show: bool = True) -> Moto:
-    """Start ``moto_server`` on ``port`` (4566 if free, else a free one) and wait until it answers."""
+def secret_stages(secretsmanager, secret_id: str) -> dict[str, str]:
+    """{version stage: value} of a Secrets Manager secret (AWSCURRENT, AWSPREVIOUS…); AssertionError
+    when there is no such secret."""
+    try:
+        secretsmanager.describe_secret(SecretId=secret_id)
+    except secretsmanager.exceptions.ResourceNotFoundException:
+        raise AssertionError(f"there is no secret {secret_id} in Secrets Manager") from None
+    versions = secretsmanager.list_secret_version_ids(SecretId=secret_id)["Versions"]
+    return {stage: secretsmanager.get_secret_value(SecretId=secret_id, VersionId=v["VersionId"])["SecretString"]
+            for v in versions for stage in v["VersionStages"]}
+
+
+def start_moto(port: int | None = None, *, timeout: float = 30, show: bool = True,
+               recording: str | Path | None = None) -> Moto:
+    """Start ``moto_server`` on ``port`` (4566 if free, else a free one) and wait until it answers;
+    its request log goes to ``recording`` (a new temporary file by default). Under ``labkit
+    grade`` (``LABKIT_MOTO_URL`` set, no ``port`` asked for) attach to the grader's instead."""
+    if port is None and (url := os.environ.get(MOTO_URL_ENV)):
+        host, _, found = urllib.parse.urlsplit(url).netloc.rpartition(":")
+        log = os.environ.get(MOTO_RECORDING_ENV)
+        moto = Moto(port=int(found), host=host, recording=Path(log) if log else None)
+        if not moto.answers():
+            raise EmulatorError(f"the grader's moto at {url} does not answer")
+        if show:
+            print(f"moto answers on {moto.url} (started by the grader)")
+        return moto
+    if recording is None:
+        recording = tempfile.mkstemp(prefix="moto-requests-", suffix=".jsonl")[1]
     moto = start_child(Moto, [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", "{port}"],
                        name="moto_server", port=port, default_port=DEFAULT_PORT, timeout=timeout,
-                       env=FAKE_CREDENTIALS)
+                       env={**FAKE_CREDENTIALS, "MOTO_ENABLE_RECORDING": "1",
+                            "MOTO_RECORDER_FILEPATH": str(recording)},
+                       recording=Path(recording))
     if show:
         print(f"moto {_moto_version()} answers on {moto.url} (pid {moto.process.pid})")
     return moto
@@ -197,5 +262,3 @@ def _moto_version() -> str:
     except Exception:  # noqa: BLE001
         return "?"
 
-
-# ---------------------------------------------------------------- real servers

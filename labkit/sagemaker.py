@@ -17,6 +17,7 @@ import shutil
 import tarfile
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -290,3 +291,40 @@ def seed_from_container(moto_url: str, port: int, bodies: list[bytes], *, varian
                         "InvokedProductionVariant": variant})
     seed_invocations(moto_url, results)
     return answers
+
+
+# ---------------------------------------------------------------- what the checks compare with
+
+def reference_predictions(image: str, model_tar: str | Path, batches: list, *, lab: str) -> list[list]:
+    """What the model says for each batch of rows: from a container of ``image`` that the check
+    starts itself, as SageMaker would (never from the student's kernel)."""
+    container = run_like_sagemaker(image, model_tar, lab=lab, name=f"labkit-{lab}-reference")
+    try:
+        port = dockerlab.host_port(container, PORT)
+        if contract.first_ok(contract.poll(port, "/ping", until=30)) is None:
+            raise AssertionError(f"{image} did not answer /ping within 30 s: run sagemaker.contract_report on it")
+        answers = []
+        for rows in batches:
+            reply = contract.post_json(port, "/invocations", {"instances": rows}, timeout=INVOKE_TIMEOUT_S)
+            if reply.status != 200:
+                raise AssertionError(f"{image} answered {reply.describe()} for {rows}")
+            answers.append(reply.json()["predictions"])
+        return answers
+    finally:
+        container.remove(force=True)
+
+
+def invocations(moto, endpoint: str) -> list[dict]:
+    """Every InvokeEndpoint request the emulator answered for ``endpoint`` (from its request
+    log): ``content_type`` and the JSON ``body`` (None when it was not JSON)."""
+    found = []
+    for request in moto.requests():
+        path = urllib.parse.urlsplit(request.get("url", "")).path
+        if request.get("method") == "POST" and urllib.parse.unquote(path) == f"/endpoints/{endpoint}/invocations":
+            headers = {k.lower(): v for k, v in (request.get("headers") or {}).items()}
+            try:
+                body = json.loads(request["body"])
+            except ValueError:
+                body = None
+            found.append({"content_type": headers.get("content-type", ""), "body": body})
+    return found

@@ -15,6 +15,7 @@ import json
 import os
 import sys
 import time
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -25,6 +26,7 @@ from . import contract
 from .contract import Requirement
 
 STANDIN_SCRIPT = paths.ENVIRONMENTS / "vertex" / "standin.py"
+STANDIN_URL_ENV = "LABKIT_VERTEX_URL"  # the stand-in ``labkit grade`` runs for the lab
 DEFAULT_PORT = 8090
 LOCAL_PROJECT = "labkit-local"
 ARTIFACT_MOUNT = "/mnt/vertex-artifacts"  # where the stand-in and contract_report mount a model directory
@@ -63,8 +65,17 @@ class StandIn(emulators.ChildServer):
         with urllib.request.urlopen(f"{self.url}/standin/resources", timeout=5) as r:
             return json.load(r)
 
+    def predictions(self) -> list[dict]:
+        """Every predict call the stand-in forwarded: ``endpoint``, ``deployedModelId``, ``instances``."""
+        with urllib.request.urlopen(f"{self.url}/standin/predictions", timeout=5) as r:
+            return json.load(r)["predictions"]
+
     def stop(self, show: bool = False) -> None:
-        """Stop the server, which removes its model containers (safe to repeat)."""
+        """Stop the server, which removes its model containers (safe to repeat); the grader's is left running."""
+        if self.attached:
+            if show:
+                print(f"the Vertex stand-in on port {self.port} belongs to the grader: it stops it")
+            return
         if self.terminate(grace=30) and show:
             print(f"stopped the Vertex stand-in on port {self.port}")
         if self.process is not None:  # a killed server cannot clean up: remove what it left
@@ -79,7 +90,18 @@ class StandIn(emulators.ChildServer):
 
 def start_standin(lab: str, port: int | None = None, *, show: bool = True, timeout: float = 30) -> StandIn:
     """Start the Vertex AI stand-in for ``lab`` on ``port`` (8090 if free, else a free one) and wait
-    until it answers; it is stopped at interpreter exit, and dies with this process."""
+    until it answers; it is stopped at interpreter exit, and dies with this process. Under
+    ``labkit grade`` (``LABKIT_VERTEX_URL`` set, no ``port`` asked for) attach to the grader's."""
+    if port is None and (url := os.environ.get(STANDIN_URL_ENV)):
+        host, _, found = urllib.parse.urlsplit(url).netloc.rpartition(":")
+        standin = StandIn(port=int(found), host=host, lab=lab)
+        if not standin.answers():
+            raise VertexError(f"the grader's Vertex stand-in at {url} does not answer")
+        _STANDIN_URLS.add(standin.url)
+        if show:
+            print(f"Vertex AI stand-in (teaching stand-in, not an emulator) answers on {standin.url} "
+                  "(started by the grader)")
+        return standin
     standin = emulators.start_child(StandIn, [sys.executable, str(STANDIN_SCRIPT), "--port", "{port}", "--lab", lab],
                                     name="the Vertex stand-in", port=port, default_port=DEFAULT_PORT,
                                     timeout=timeout, error=VertexError, lab=lab)
@@ -235,20 +257,29 @@ def _check_sigterm(container) -> Requirement:
 
 # ---------------------------------------------------------------- the SDK's local endpoint
 
-def _local_endpoint_class():
+LOCAL_ENDPOINT_PREFIX = "labkit-{lab}-local-endpoint-"
+
+
+def _local_endpoint_class(lab: str):
     from google.cloud.aiplatform.prediction.local_endpoint import LocalEndpoint
 
     class LabLocalEndpoint(LocalEndpoint):
-        """The SDK's LocalEndpoint, whose container is also removed (the SDK only stops it), also at exit."""
+        """The SDK's LocalEndpoint, whose container gets a lab name (the SDK labels nothing) and is
+        stopped, not removed, when the block ends: its log shows what it served, and the lab's
+        cleanup (or interpreter exit) removes it."""
 
         def serve(self):
             super().serve()
             container = self.container
+            container.rename(LOCAL_ENDPOINT_PREFIX.format(lab=lab) + container.short_id)
             atexit.register(lambda: _remove_quietly(container))
 
         def _stop_container_if_exists(self):
             if self.container is not None:
-                _remove_quietly(self.container)
+                try:
+                    self.container.stop(timeout=5)
+                except dockerlab.docker.errors.NotFound:
+                    pass
                 self.container = None
 
     return LabLocalEndpoint
@@ -261,6 +292,16 @@ def _remove_quietly(container) -> None:
         pass
 
 
+def local_endpoint_containers(lab: str, *, since: float = 0.0) -> list:
+    """The containers of the SDK's local endpoints that ``lab`` opened (created after ``since``, a Unix time)."""
+    prefix = LOCAL_ENDPOINT_PREFIX.format(lab=lab)
+    found = []
+    for container in dockerlab.client().containers.list(all=True):
+        if container.name.startswith(prefix) and dockerlab.created_at(container) >= since:
+            found.append(container)
+    return found
+
+
 def local_endpoint(image: str, *, lab: str, model_dir: str | Path | None = None, health_route: str = "/health",
                    predict_route: str = "/predict", port: int = 7080, ready_timeout: int = 60):
     """The SDK's ``LocalModel(...).deploy_to_local_endpoint(...)`` for a local image (never pulled).
@@ -268,8 +309,8 @@ def local_endpoint(image: str, *, lab: str, model_dir: str | Path | None = None,
     Returns the LocalEndpoint, not started: use it as a context manager (``with ... as endpoint:``),
     then ``endpoint.predict(request=...)``, ``run_health_check()``, ``print_container_logs()``.
     No credentials are mounted and no GPU is requested. The SDK does not label its container, so
-    it is removed (not only stopped) when the block ends, and at interpreter exit. ``lab`` names
-    the lab in messages only, for the same reason.
+    it is named ``labkit-<lab>-local-endpoint-<id>``; it is stopped when the block ends (its log
+    stays readable) and removed by the lab's cleanup or at interpreter exit.
     """
     from google.cloud.aiplatform import initializer
     from google.cloud.aiplatform.prediction import LocalModel
@@ -290,8 +331,23 @@ def local_endpoint(image: str, *, lab: str, model_dir: str | Path | None = None,
     finally:
         if previous is not None:
             os.environ["GOOGLE_APPLICATION_CREDENTIALS"] = previous
-    endpoint.__class__ = _local_endpoint_class()
+    endpoint.__class__ = _local_endpoint_class(lab)
     return endpoint
+
+
+def reference_predictions(image: str, model_dir: str | Path, batches: list, *, lab: str) -> list[list]:
+    """What the model says for each batch of rows: from a container of ``image`` that the check
+    starts itself with the model in AIP_STORAGE_URI (never from the student's kernel)."""
+    container = dockerlab.run(image, lab=lab, name=f"labkit-{lab}-reference", ports={7080: None},
+                              environment={"AIP_HTTP_PORT": "7080", "AIP_STORAGE_URI": ARTIFACT_MOUNT},
+                              volumes={str(Path(model_dir).resolve()): {"bind": ARTIFACT_MOUNT, "mode": "ro"}})
+    try:
+        port = dockerlab.host_port(container, 7080)
+        if contract.first_ok(contract.poll(port, "/readyz", until=30)) is None:
+            raise AssertionError(f"{image} was not ready within 30 s with the model in AIP_STORAGE_URI")
+        return [contract.post_json(port, "/predict", {"instances": rows}).json()["predictions"] for rows in batches]
+    finally:
+        container.remove(force=True)
 
 
 # ---------------------------------------------------------------- emulator or real project
@@ -410,6 +466,18 @@ class Target:
         self.teardown.add(f"image {remote}:{tag}", lambda: session.delete(
             f"{api}/repositories/labkit/packages/{name}").raise_for_status())
         return f"{remote}:{tag}"
+
+    def leftovers(self) -> list[Leftover]:
+        """This run's labelled endpoints (with their deployed models) and models that still exist."""
+        if self.kind == "emulator" and not self.standin.answers():
+            return []
+        self.init_sdk()
+        return _sweep(self.filter, delete=False)
+
+    def predictions(self) -> list[dict]:
+        """Every predict call the stand-in forwarded (``endpoint``, ``deployedModelId``, ``instances``);
+        a real project keeps no such log here: []."""
+        return self.standin.predictions() if self.kind == "emulator" else []
 
     def delete_all(self) -> list[Leftover]:
         """Undeploy and delete this run's endpoints and models, then run the teardown list."""

@@ -33,3 +33,21 @@ def test_predict_posts_instances_and_returns_the_replica():
         assert serving.predict(f"http://127.0.0.1:{port}/")[1] == "replica-2"
     finally:
         server.shutdown()
+
+
+def test_the_digest_is_the_one_the_model_server_logs():
+    import logging
+    import sys
+
+    sys.path.insert(0, str(__import__("labkit").paths.APP))
+    try:
+        from model_server.model import rows_digest
+    finally:
+        sys.path.pop(0)
+    rows = serving.random_rows(5)
+    assert len(rows) == 5 and all(len(r) == 4 for r in rows)
+    assert serving.rows_digest(rows) == rows_digest(rows) != serving.rows_digest(serving.random_rows(5))
+    assert serving.rows_digest([[5, 3, 1, 0]]) == serving.rows_digest([[5.0, 3.0, 1.0, 0.0]])  # as the server parses
+    line = logging.Formatter("%(message)s").format(logging.makeLogRecord(
+        {"msg": "predicted %d rows %s", "args": (5, rows_digest(rows))}))
+    assert serving.predicted_digests(f"ts INFO {line}\nts INFO POST /predict 200") == {serving.rows_digest(rows)}

@@ -88,6 +88,10 @@ def test_the_sdk_deploys_splits_predicts_and_cleans_up_on_the_standin(standin, m
     answers = {(p.deployed_model_id, p.model_version_id) for p in
                (endpoint.predict(instances=serving.IRIS_ROWS[:1]) for _ in range(40))}
     assert answers == {(ids["1"], "1"), (ids["2"], "2")}  # both versions get traffic
+    logged = standin.predictions()
+    assert len(logged) == 41 and logged[0]["instances"] == serving.IRIS_ROWS
+    assert {p["endpoint"] for p in logged} == {endpoint.resource_name}
+    assert {p["deployedModelId"] for p in logged} == set(ids.values())
 
     containers = {c.labels["labkit.vertex.deployed-model"]: c for c in lab_containers()}
     assert set(containers) == set(ids.values())
@@ -148,7 +152,7 @@ def test_contract_report_passes_for_the_app_and_fails_for_a_hard_coded_port(app_
     (retrained / "metadata.json").write_text(json.dumps({**meta, "trained_at": "2000-01-01T00:00:00Z"}))
     baked = {r.name: r for r in vertex.contract_report(f"labkit/{LAB}-baked:v1", lab=LAB, model_dir=retrained)}
     assert not baked["serves the model from AIP_STORAGE_URI"].passed  # its own model, not the artifacts
-    assert baked[f"listens on AIP_HTTP_PORT=7080"].passed
+    assert baked["listens on AIP_HTTP_PORT=7080"].passed
     (tmp_path / "Dockerfile").write_text(f'FROM {app_image}\nCMD ["http", "--port", "8080"]\n')
     dockerlab.build(tmp_path, f"labkit/{LAB}-port8080:v1", lab=LAB, show=False)
     bad = vertex.contract_report(f"labkit/{LAB}-port8080:v1", lab=LAB, timeout=8)

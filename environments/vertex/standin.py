@@ -19,7 +19,9 @@ starts (deleting an endpoint with deployed models) come back as a failed operati
 SDK raises as the same ``google.api_core`` exception as over gRPC. State is in memory only.
 
 Run: ``python environments/vertex/standin.py --port 8090 --lab 06``. SIGTERM or Ctrl-C removes
-every container it started. ``GET /standin/resources`` lists what it holds.
+every container it started. ``GET /standin/resources`` lists what it holds, and
+``GET /standin/predictions`` every predict call it forwarded (so a check can tell that a
+prediction really went through the endpoint).
 """
 
 from __future__ import annotations
@@ -170,6 +172,7 @@ class State:
         self.endpoints: dict[str, dict] = {}
         self.operations: dict[str, dict] = {}
         self.containers: dict[str, tuple[object, int]] = {}  # deployed model id -> (container, host port)
+        self.predictions: list[dict] = []  # every predict call forwarded: endpoint, deployed model, instances
         self.ids = itertools.count(int(time.time()) % 100000 * 1000)
         self.docker = docker
 
@@ -388,6 +391,10 @@ class State:
         if not isinstance(answer, dict) or "predictions" not in answer:
             raise ApiError("INTERNAL", "the model container's answer has no \"predictions\" key: a Vertex "
                                        "container must return {\"predictions\": [...]}")
+        with self.lock:
+            self.predictions.append({"endpoint": endpoint["name"], "deployedModelId": deployed_id,
+                                     "instances": payload.get("instances"), "predictions": answer["predictions"],
+                                     "time": now()})
         return {"predictions": answer["predictions"], "deployedModelId": deployed_id, "model": deployed["model"],
                 "modelDisplayName": model.get("displayName", ""), "modelVersionId": model["versionId"]}
 
@@ -439,6 +446,9 @@ class Handler(BaseHTTPRequestHandler):
             body = json.loads(self.rfile.read(length) or b"{}") if length else {}
             if url.path == "/standin/resources" and method == "GET":
                 return self.reply(200, self.state.resources())
+            if url.path == "/standin/predictions" and method == "GET":
+                with self.state.lock:
+                    return self.reply(200, {"predictions": list(self.state.predictions)})
             if url.path == "/standin/health":
                 return self.reply(200, {"status": "ok"})
             path = re.sub(r"^/(v1|ui)/", "", urllib.parse.unquote(url.path))  # the SDK polls operations under /ui/ too

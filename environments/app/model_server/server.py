@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 from .config import Settings
 from .metrics import Metrics
-from .model import BadRequest, ModelHolder, parse_csv_instances, parse_json_instances
+from .model import BadRequest, ModelHolder, parse_csv_instances, parse_json_instances, rows_digest
 
 log = logging.getLogger("model_server")
 
@@ -242,6 +242,8 @@ class Handler(BaseHTTPRequestHandler):
         if self.server.settings.predict_delay_s > 0:
             time.sleep(self.server.settings.predict_delay_s)
         labels = self.server.holder.predict(rows)
+        if self.server.settings.log_requests:
+            log.info("predicted %d rows %s", len(rows), rows_digest(rows))
         for label, count in Counter(labels).items():
             self.server.metrics.predictions.labels(class_name=label).inc(count)
         return labels

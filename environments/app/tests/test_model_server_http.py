@@ -166,10 +166,6 @@ def test_metrics(ready_server):
     before = ready_server.get("/metrics").body.decode()
     ready_server.post("/predict", THREE)
     ready_server.post("/predict", b"{}")
-    response = ready_server.get("/metrics")
-    assert response.status == 200
-    assert response.headers["Content-Type"].startswith("text/plain; version=")
-    text = response.body.decode()
 
     def delta(name, **labels):
         try:
@@ -177,6 +173,18 @@ def test_metrics(ready_server):
         except AssertionError:
             old = 0.0
         return metric(text, name, **labels) - old
+
+    # A request is counted once its answer is sent, so a scrape right after may lead by a moment.
+    deadline = time.monotonic() + 5
+    while True:
+        response = ready_server.get("/metrics")
+        text = response.body.decode()
+        if delta("model_server_request_duration_seconds_count", route="/predict") >= 2 \
+                or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert response.status == 200
+    assert response.headers["Content-Type"].startswith("text/plain; version=")
 
     assert delta("model_server_requests_total", route="/predict", status="200") == 1
     assert delta("model_server_requests_total", route="/predict", status="400") == 1
