@@ -50,6 +50,14 @@ def containers(project: str, service: str | None = None) -> list:
     return dockerlab.client().containers.list(all=True, filters={"label": labels})
 
 
+def container(project: str, service: str):
+    """The first replica of a service (by name), for a lab's cells and checks to act on."""
+    found = sorted(containers(project, service), key=lambda c: c.name)
+    if not found:
+        raise AssertionError(f"project {project} has no {service} container: run the `compose up` cell")
+    return found[0]
+
+
 def down(project_dir: str | Path, project: str, *, files: tuple[str, ...] = (), show: bool = True) -> None:
     """Stop and remove the project's containers, networks and volumes; safe to repeat."""
     if not probes.compose_command():

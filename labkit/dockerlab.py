@@ -9,16 +9,21 @@ of the notebook, never one left by an earlier run (a solution graded before, say
 
 from __future__ import annotations
 
+import contextlib
+import datetime
 import functools
 import os
 import re
 import shlex
+import shutil
 import subprocess
+import tarfile
+import tempfile
 import threading
 import time
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import docker
 import docker.errors
@@ -37,9 +42,16 @@ class DockerLabError(RuntimeError):
 
 
 class BuildError(DockerLabError):
-    def __init__(self, message: str, log: list[str]):
+    """A build failed: ``step`` is the Dockerfile step it stopped at ('' before the first), ``error``
+    the engine's message, ``log`` the whole build log."""
+
+    def __init__(self, message: str, log: list[str], *, step: str = "", error: str = ""):
         super().__init__(message)
-        self.log = log
+        self.log, self.step, self.error = log, step, error or message
+
+
+# The last failed build of each tag in this process, so that "no such image" can say why.
+_FAILED: dict[str, BuildError] = {}
 
 
 @functools.lru_cache(maxsize=1)
@@ -84,7 +96,7 @@ def build(context: str | Path, tag: str, *, lab: str, dockerfile: str | Path = "
                 tail = "\n".join(log[-25:])
                 raise BuildError(
                     f"docker build failed at {step or 'the start'}:\n{chunk['error'].strip()}\n"
-                    f"--- last lines of the build log ---\n{tail}", log)
+                    f"--- last lines of the build log ---\n{tail}", log, step=step, error=chunk["error"].strip())
             for line in chunk.get("stream", "").splitlines():
                 log.append(line)
                 if line.startswith("Step "):
@@ -98,7 +110,12 @@ def build(context: str | Path, tag: str, *, lab: str, dockerfile: str | Path = "
                     heartbeat = time.monotonic()
                     print(f"  … still running ({heartbeat - started:.0f}s): {line.strip()[:80]}")
     except docker.errors.APIError as exc:  # the engine refused the Dockerfile before any step
-        raise BuildError(f"docker build failed: {exc.explanation or exc}", log) from None
+        raise BuildError(f"docker build failed: {exc.explanation or exc}", log,
+                         error=str(exc.explanation or exc)) from None
+    except BuildError as exc:
+        _FAILED[tag] = exc
+        raise
+    _FAILED.pop(tag, None)
     if show:
         print(f"  done in {time.monotonic() - started:5.1f}s")
     image = client().images.get(tag)
@@ -165,11 +182,12 @@ def build_with_buildkit(context: str | Path, tag: str, *, lab: str, dockerfile: 
     return image
 
 
-def _context_and_dockerfile(context: str | Path, dockerfile: str | Path) -> tuple[Path, Path]:
+def _context_and_dockerfile(context: str | Path, dockerfile: str | Path,
+                            missing: type[Exception] = DockerLabError) -> tuple[Path, Path]:
     context, dockerfile = Path(context), Path(dockerfile)
     path = dockerfile if dockerfile.is_absolute() else context / dockerfile
     if not path.exists():
-        raise DockerLabError(f"{path} does not exist: write it first (see the cell above)")
+        raise missing(f"{path} does not exist: write it first (see the cell above)")
     return context, path
 
 
@@ -199,6 +217,65 @@ def context_bytes(context: str | Path) -> int:
                if (context / f).is_file())
 
 
+_BUILT_FOR_CHECKS: dict[tuple, object] = {}
+
+
+def checked_build(context: str | Path, tag: str, *, lab: str, dockerfile: str | Path = "Dockerfile"):
+    """The image that a student's Dockerfile builds *now*, built by the check itself (quietly, and
+    from the build cache when nothing changed): a check inspects what the Dockerfile makes, not
+    whatever ``tag`` happens to name. A Dockerfile that does not build fails the check with the
+    step it stopped at. Within one process the result is reused until the Dockerfile or the
+    build context changes."""
+    context, path = _context_and_dockerfile(context, dockerfile, missing=AssertionError)
+    key = ("student", tag, str(path.resolve()), path.read_bytes(), _context_state(context))
+    return _build_once(key, lambda: build(context, tag, lab=lab, dockerfile=dockerfile, show=False),
+                       f"{path.name} does not build")
+
+
+def canonical_build(dockerfile_text: str, tag: str, *, lab: str, context_from: str | Path | None = None,
+                    ignore: tuple[str, ...] = ()):
+    """An image built from a Dockerfile the lab ships (its text, not a file a student can edit) in
+    a fresh copy of ``context_from`` (an empty folder by default): the reference a check compares
+    with. The copy has the same content each time, so the build cache serves repeated builds."""
+    source = Path(context_from) if context_from else None
+    key = ("canonical", tag, dockerfile_text, _context_state(source) if source else ())
+
+    def make():
+        with tempfile.TemporaryDirectory(prefix=f"labkit-{lab}-reference-") as folder:
+            if source:
+                shutil.copytree(source, folder, dirs_exist_ok=True, ignore=shutil.ignore_patterns(*ignore))
+            (Path(folder) / "Dockerfile.reference").write_text(dockerfile_text)
+            return build(folder, tag, lab=lab, dockerfile="Dockerfile.reference", show=False)
+
+    return _build_once(key, make, "the lab's reference image does not build")
+
+
+def _build_once(key: tuple, make, failure: str):
+    if key in _BUILT_FOR_CHECKS:
+        found = _BUILT_FOR_CHECKS[key]
+        if isinstance(found, AssertionError):
+            raise found
+        return found
+    try:
+        found = make()
+    except BuildError as exc:
+        found = AssertionError(f"{failure}: it stopped at {exc.step or 'the start'}: {exc.error}")
+        _BUILT_FOR_CHECKS[key] = found
+        raise found from None
+    _BUILT_FOR_CHECKS[key] = found
+    return found
+
+
+def _context_state(context: Path) -> tuple:
+    """What a build would send, as (path, size, mtime) of each file: a cheap change detector."""
+    state = []
+    for name in context_files(context):
+        with contextlib.suppress(OSError):
+            stat = (context / name).stat()
+            state.append((name, stat.st_size, stat.st_mtime_ns))
+    return tuple(state)
+
+
 # ---------------------------------------------------------------- inspecting
 
 @dataclass
@@ -216,10 +293,17 @@ class Layer:
 
 def image(ref: str):
     """The image ``ref``; for a lab's own ``labkit/…`` image, only if this run built it."""
+    failed = _FAILED.get(ref)
     try:
         found = client().images.get(ref)
     except docker.errors.ImageNotFound:
+        if failed:
+            raise AssertionError(f"image {ref} does not exist: its build failed at {failed.step or 'the start'}: "
+                                 f"{failed.error}") from None
         raise AssertionError(f"image {ref} does not exist: build it first") from None
+    if failed:
+        raise AssertionError(f"the last build of {ref} failed at {failed.step or 'the start'}: {failed.error} "
+                             "(fix the Dockerfile and run its build cell again)")
     if ref.startswith(IMAGE_PREFIX) and found.labels.get(RUN_LABEL) != RUN_ID:
         raise AssertionError(f"image {ref} was not built by this run of the notebook (it is left "
                              "from an earlier one): run the cell that builds it again")
@@ -257,12 +341,43 @@ def config(ref: str) -> dict:
 
 def path_exists(ref: str, path: str) -> bool:
     """Whether ``path`` exists in the image, read from its filesystem without running it."""
+    return existing_paths(ref, [path]) == {path}
+
+
+def existing_paths(ref: str, candidates) -> set[str]:
+    """Which of ``candidates`` exist in the image's filesystem (files, folders or links), found
+    without running anything in it: the answer cannot depend on a shell or a tool inside."""
+    container = client().containers.create(image(ref).id, command=["true"], labels=labels("probe"))
+    found = set()
+    try:
+        url = client().api._url("/containers/{0}/archive", container.id)
+        for path in candidates:
+            answer = client().api.head(url, params={"path": path})  # a stat, without the archive
+            if answer.status_code == 200:
+                found.add(path)
+            elif answer.status_code != 404:
+                answer.raise_for_status()
+    finally:
+        container.remove(force=True)
+    return found
+
+
+def list_folder(ref: str, folder: str) -> list[str] | None:
+    """The names in ``folder`` of the image's filesystem (None when it does not exist), read
+    without running anything in the image."""
     container = client().containers.create(image(ref).id, command=["true"], labels=labels("probe"))
     try:
-        container.get_archive(path)
-        return True
+        chunks, _ = container.get_archive(folder)
+        with tempfile.TemporaryFile() as buffer:
+            for chunk in chunks:
+                buffer.write(chunk)
+            buffer.seek(0)
+            with tarfile.open(fileobj=buffer) as archive:
+                names = {PurePosixPath(m.name).parts[1] for m in archive.getmembers()
+                         if len(PurePosixPath(m.name).parts) > 1}
+        return sorted(names)
     except docker.errors.NotFound:
-        return False
+        return None
     finally:
         container.remove(force=True)
 
@@ -296,6 +411,17 @@ def run_output(ref: str, command: list[str] | None = None, *, lab: str, entrypoi
         return status, container.logs().decode(errors="replace")
     finally:
         container.remove(force=True)
+
+
+@contextlib.contextmanager
+def running(ref: str, *, lab: str, name: str | None = None, **kwargs):
+    """:func:`run` as a ``with`` block: the container is removed when the block ends, however it ends."""
+    container = run(ref, lab=lab, name=name, **kwargs)
+    try:
+        yield container
+    finally:
+        with contextlib.suppress(docker.errors.NotFound):
+            container.remove(force=True)
 
 
 def host_port(container, port: int | str) -> int:
@@ -337,6 +463,46 @@ def wait_healthy(container, timeout: float = 90, show: bool = True) -> str:
             logs = container.logs(tail=15).decode(errors="replace")
             raise AssertionError(f"container {container.name} {problem}. Last log lines:\n{logs}")
         time.sleep(0.5)
+
+
+def health_notices_a_hang(container, *, slack: float = 10) -> float:
+    """Freeze every process of the container (SIGSTOP: the server keeps its socket but answers
+    nothing) and wait for the container's health check to fail once; returns the seconds that
+    took, after thawing them (SIGCONT). A health check that does not ask the server
+    (``CMD ["true"]``, a test of a file) never fails: AssertionError."""
+    container.reload()
+    spec = container.attrs["Config"].get("Healthcheck") or {}
+    interval, timeout = (spec.get(k) or 30 * 10**9 for k in ("Interval", "Timeout"))
+    limit = (interval + timeout) / 1e9 + slack
+    _signal_all(container, "STOP")
+    started = time.monotonic()
+    try:
+        while time.monotonic() - started < limit:
+            container.reload()
+            if ((container.attrs["State"].get("Health") or {}).get("FailingStreak") or 0) >= 1:
+                return time.monotonic() - started
+            time.sleep(0.5)
+    finally:
+        _signal_all(container, "CONT")
+    raise AssertionError(f"the server was frozen for {limit:.0f}s and the health check still passed: it does not "
+                         "ask the server anything (a health check must fail when the server cannot answer)")
+
+
+def _signal_all(container, name: str) -> None:
+    """Send SIG``name`` to every process in the container. The main process gets it from the
+    engine (inside its PID namespace, PID 1 ignores signals it has no handler for, SIGSTOP
+    included); the others (a server under a shell or an init) from a shell inside, where there
+    is one. Health checks are new processes: they still run, and find the server frozen."""
+    container.kill(signal=f"SIG{name}")
+    script = f'for d in /proc/[0-9]*; do p="${{d#/proc/}}"; [ "$p" = 1 ] || [ "$p" = "$$" ] || kill -{name} "$p"; done'
+    with contextlib.suppress(docker.errors.APIError):  # no shell in the image: PID 1 was all there is to reach
+        container.exec_run(["sh", "-c", script + " 2>/dev/null; true"])
+
+
+def image_healthcheck(ref: str) -> dict:
+    """The HEALTHCHECK an image declares ({} when none, or when it is disabled with NONE)."""
+    spec = client().images.get(ref).attrs["Config"].get("Healthcheck") or {}
+    return {} if spec.get("Test") in (None, [], ["NONE"]) else spec
 
 
 def health(container) -> str:
@@ -384,6 +550,37 @@ def child_of_init(container) -> int:
     return int(pids[0])
 
 
+def created_at(container) -> float:
+    """When the container was created, as a Unix time."""
+    stamp = container.attrs["Created"]  # RFC 3339 with nanoseconds: 2026-12-03T16:31:02.123456789Z
+    whole, _, fraction = stamp.rstrip("Z").partition(".")
+    when = datetime.datetime.fromisoformat(whole).replace(tzinfo=datetime.timezone.utc).timestamp()
+    return when + float(f"0.{fraction or 0}")
+
+
+def log_lines(lab: str, contains: str) -> list[tuple[object, str]]:
+    """(container, line) for every log line holding ``contains``, of every container of ``lab``."""
+    found = []
+    for container in client().containers.list(all=True, filters=_filters(lab)):
+        found += [(container, line) for line in container.logs().decode(errors="replace").splitlines()
+                  if contains in line]
+    return found
+
+
+def service_task_logs(service: str, *, contains: str, timeout: float = 40):
+    """(task container, its logs) of a swarm service's running task, once its log holds ``contains``."""
+    c, deadline = client(), time.monotonic() + timeout
+    if not [s for s in c.services.list() if s.name == service]:
+        raise AssertionError(f"there is no service named {service}")
+    while time.monotonic() < deadline:
+        for task in c.containers.list(filters={"label": f"com.docker.swarm.service.name={service}"}):
+            logs = task.logs().decode(errors="replace")
+            if contains in logs:
+                return task, logs
+        time.sleep(0.5)
+    raise AssertionError(f"no running task of service {service} logged {contains!r} within {timeout:.0f}s")
+
+
 def remove_container(name: str) -> None:
     try:
         client().containers.get(name).remove(force=True)
@@ -406,9 +603,14 @@ def cleanup(lab: str | None = None, *, show: bool = True) -> dict[str, int]:
     swarm = c.info().get("Swarm") or {}
     if swarm.get("LocalNodeState") == "active" and swarm.get("ControlAvailable"):
         _cleanup_swarm(c, lab, swarm["NodeID"], removed)
-    for container in c.containers.list(all=True, filters=filters):
-        container.remove(force=True, v=True)
-        removed["containers"] += 1
+    named = re.compile("^labkit-" + (re.escape(lab) if lab else r"\d\d") + "-")  # made by a tool that labels nothing
+    found = {x.id: x for x in c.containers.list(all=True, filters=filters)}
+    found.update({x.id: x for x in c.containers.list(all=True) if named.match(x.name) and x.id not in found
+                  and "com.docker.swarm.service.id" not in x.labels})
+    for container in found.values():
+        with contextlib.suppress(docker.errors.NotFound):
+            container.remove(force=True, v=True)
+            removed["containers"] += 1
     for network in c.networks.list(filters=filters):
         network.remove()
         removed["networks"] += 1
@@ -447,7 +649,20 @@ def _cleanup_swarm(c, lab: str | None, node_id: str, removed: dict[str, int]) ->
 def prune_stale_images(lab: str) -> None:
     """Delete the lab's images that newer builds of the same tag replaced; the layers they
     share with the current images stay as build cache."""
-    client().images.prune(filters={"dangling": True, "label": f"{LABEL}={lab}"})
+    _prune({"dangling": True, "label": f"{LABEL}={lab}"})
+
+
+def _prune(filters: dict, *, patience: float = 60) -> None:
+    """``docker image prune``; the engine runs one prune at a time, so wait for another to end."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            client().images.prune(filters=filters)
+            return
+        except docker.errors.APIError as exc:
+            if exc.status_code != 409 or time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
 
 
 def remove_images(lab: str | None = None, *, show: bool = True) -> int:
@@ -456,7 +671,7 @@ def remove_images(lab: str | None = None, *, show: bool = True) -> int:
     tags = _image_tags(c, lab)
     for tag in tags:
         c.images.remove(tag, force=True)
-    c.images.prune(filters={"dangling": True, "label": f"{LABEL}={lab}" if lab else LABEL})
+    _prune({"dangling": True, "label": f"{LABEL}={lab}" if lab else LABEL})
     _report({"images": len(tags)}, show)
     return len(tags)
 

@@ -110,6 +110,17 @@ def pod_summary(pod: dict) -> dict:
             "deleting": "deletionTimestamp" in pod["metadata"]}
 
 
+def event_time(event: dict) -> float:
+    """When an Event last happened, as a Unix time (0 when it carries no time)."""
+    from datetime import datetime
+
+    stamp = (event.get("eventTime") or event.get("lastTimestamp") or event.get("firstTimestamp")
+             or (event.get("metadata") or {}).get("creationTimestamp"))
+    if not stamp:
+        return 0.0
+    return datetime.fromisoformat(str(stamp).replace("Z", "+00:00")).timestamp()
+
+
 def wait_pods(selector: str, count: int, *, namespace: str = "default", context: str = CONTEXT,
               timeout: float = 120, condition=None) -> list[dict]:
     """Wait until exactly ``count`` pods match, all ready, none being deleted (and ``condition``

@@ -24,8 +24,11 @@ def lab_of(path: Path, nb: nbformat.NotebookNode | None = None) -> str:
     """The lab number ("01") of a notebook: its metadata first, else its file name."""
     nb = nb if nb is not None else nbformat.read(path, as_version=4)
     lab = nb.metadata.get("labkit", {}).get("lab")
-    if lab:
-        return str(lab)
+    return str(lab) if lab else lab_from_name(path)
+
+
+def lab_from_name(path: Path) -> str:
+    """The lab number a notebook's file name starts with (``01_image_slimming.ipynb``)."""
     match = _LAB_FILE.match(Path(path).name) or re.match(r"^(\d\d)[_-]", Path(path).name)
     if match:
         return match.group(1)

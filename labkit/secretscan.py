@@ -8,23 +8,20 @@ them still ships). With ``patterns=True`` it also runs detect-secrets' default p
 (AWS keys, private keys, GitHub/Slack tokens, high-entropy strings...) over the config
 and over the text files of the layers built on top of the base image.
 
-Findings never carry the secret itself: ``Finding.excerpt`` is redacted.
-
-The module also records what the notebook shows (``watch_outputs``), so a check can
-prove that no cell output holds a secret value.
+Findings never carry the secret itself: ``Finding.excerpt`` is redacted. (What the notebook
+itself shows is searched by ``labkit.student.outputs_containing``.)
 """
 
 from __future__ import annotations
 
 import base64
-import contextlib
 import hashlib
 import json
 import os
 import re
+import secrets
 import tarfile
 import tempfile
-import threading
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Iterable, Iterator
@@ -60,18 +57,33 @@ def fingerprint(value: str | bytes) -> str:
     return "sha256:" + hashlib.sha256(data.strip()).hexdigest()[:12]
 
 
+def new_token_file(path: str | Path) -> str:
+    """Write a fresh fake Hugging Face token (``hf_`` + 34 hex digits) to ``path`` and return it.
+
+    The folder is made readable only by you (0700); the file itself is 0644 so that a container's
+    non-root user can read it once it is mounted. Never print what this returns."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.chmod(0o700)
+    token = "hf_" + secrets.token_hex(17)
+    path.write_text(token)
+    path.chmod(0o644)
+    return token
+
+
 def redact(text: str, *secrets: str | bytes | None) -> str:
     """``text`` with every secret (and its base64 form) replaced by ``<redacted sha256:…>``."""
     for secret in secrets:
         if not secret:
             continue
         value = secret.decode() if isinstance(secret, bytes) else secret
-        for form in _forms(value.strip()):
+        for form in forms(value.strip()):
             text = text.replace(form, f"<redacted {fingerprint(value)}>")
     return text
 
 
-def _forms(value: str) -> dict[str, str]:
+def forms(value: str) -> dict[str, str]:
+    """The forms a secret may be shown in: as it is, and base64-encoded."""
     return {value: "value", base64.b64encode(value.encode()).decode(): "value (base64)"}
 
 
@@ -194,7 +206,7 @@ def scan_image(ref: str, secret: str | bytes | None = None, *, patterns: bool = 
     the lab base image (the base image's own files are not yours); ``"all"`` scans every layer.
     """
     value = (secret.decode() if isinstance(secret, bytes) else secret or "").strip()
-    needles = {form.encode(): kind for form, kind in _forms(value).items()} if value else {}
+    needles = {form.encode(): kind for form, kind in forms(value).items()} if value else {}
     findings: list[Finding] = []
     with tempfile.TemporaryDirectory(prefix="secretscan-") as tmp:
         archive_path = _save(ref, Path(tmp))
@@ -227,7 +239,7 @@ def scan_image(ref: str, secret: str | bytes | None = None, *, patterns: bool = 
                                 text_files.append((layer, "/" + path, local))
             fields = [(p, v) for p, v in _walk({k: v for k, v in config.items() if k != "rootfs"}, "")]
             for path, text in fields:
-                for form, kind in _forms(value).items() if value else ():
+                for form, kind in forms(value).items() if value else ():
                     if form in text:
                         layer, instruction = _config_instruction(path, config, layers)
                         findings.append(Finding(kind, "config", layer, redact(instruction, value), path, False,
@@ -282,72 +294,3 @@ def report(findings: list[Finding], title: str = "") -> None:
     for finding in findings:
         print("  " + finding.line())
 
-
-# ---------------------------------------------------------------- what the notebook shows
-
-class OutputRecorder:
-    """Everything this IPython kernel publishes to the notebook: stream text, displays,
-    results and errors, i.e. what a saved notebook holds as outputs. Records from the moment
-    :func:`watch_outputs` installs it."""
-
-    TYPES = {"stream", "display_data", "execute_result", "error", "update_display_data"}
-
-    def __init__(self):
-        self.texts: list[tuple[str, str]] = []
-        self._lock = threading.Lock()
-
-    def _record(self, msg_type: str, content: dict) -> None:
-        if msg_type not in self.TYPES or not isinstance(content, dict):
-            return
-        parts = [content.get("text", "")]
-        parts += [v if isinstance(v, str) else json.dumps(v) for v in (content.get("data") or {}).values()]
-        parts += content.get("traceback") or []
-        parts.append(content.get("evalue", ""))
-        with self._lock:
-            self.texts.append((msg_type, "\n".join(p for p in parts if p)))
-
-    def containing(self, *values: str) -> list[str]:
-        """Descriptions (redacted) of the recorded outputs that hold any of ``values``."""
-        forms = [f for v in values if v for f in _forms(v.strip())]
-        with self._lock:
-            texts = list(self.texts)
-        return [f"{kind}: …{redact(text[max(0, text.find(f) - 30):text.find(f) + len(f) + 10], *values)}…"
-                for kind, text in texts for f in forms if f in text]
-
-
-_recorder: OutputRecorder | None = None
-
-
-def watch_outputs() -> OutputRecorder | None:
-    """Start recording what the kernel publishes (idempotent); None outside an IPython kernel."""
-    global _recorder
-    if _recorder is not None:
-        return _recorder
-    with contextlib.suppress(ImportError):
-        from IPython import get_ipython
-        shell = get_ipython()
-        kernel = getattr(shell, "kernel", None)
-        session = getattr(kernel, "session", None)
-        if session is None:
-            return None
-        recorder = OutputRecorder()
-        send = session.send
-
-        def recording_send(stream, msg_or_type, content=None, *args, **kwargs):
-            try:
-                if isinstance(msg_or_type, dict):
-                    recorder._record(msg_or_type.get("header", {}).get("msg_type", ""),
-                                     msg_or_type.get("content", {}))
-                else:
-                    recorder._record(msg_or_type, content or {})
-            except Exception:  # noqa: BLE001 - recording must never break the kernel
-                pass
-            return send(stream, msg_or_type, content, *args, **kwargs)
-
-        session.send = recording_send
-        _recorder = recorder
-    return _recorder
-
-
-def recorder() -> OutputRecorder | None:
-    return _recorder

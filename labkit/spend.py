@@ -10,6 +10,7 @@ on error, on Ctrl-C and at interpreter exit.
 from __future__ import annotations
 
 import atexit
+import os
 import secrets
 import time
 from collections.abc import Callable
@@ -57,13 +58,22 @@ class SpendNotConfirmed(RuntimeError):
     """A real-account step was asked for without credentials or without CONFIRM_SPEND."""
 
 
-def run_id() -> str:
+RUN_ID_ENV = "LABKIT_RUN_ID"  # set by ``labkit grade``: one id for both of its kernels
+
+
+def new_run_id() -> str:
     """A fresh id for one run of a lab: ``r20261128-201530-ab12`` (UTC time + 4 random hex).
 
     Lowercase letters, digits and dashes, 21 characters: valid as a GCP label value and
     inside SageMaker and Vertex resource names.
     """
     return time.strftime("r%Y%m%d-%H%M%S-", time.gmtime()) + secrets.token_hex(2)
+
+
+def run_id() -> str:
+    """The id of this run: the grader's (``LABKIT_RUN_ID``), so that the checks name the same
+    resources as the notebook, else a fresh one."""
+    return os.environ.get(RUN_ID_ENV) or new_run_id()
 
 
 def resource_tags(lab: str, run: str) -> dict[str, str]:

@@ -22,6 +22,14 @@ def test_failures_say_what_and_show_the_end_of_the_output():
     assert commands.run([sys.executable, "-c", "raise SystemExit(1)"], show=False, check=False).returncode == 1
 
 
-def test_tool_errors_are_command_errors():
-    assert issubclass(k8s.K8sError, commands.CommandError)
-    assert issubclass(compose.ComposeError, commands.CommandError)
+def test_each_tool_fails_with_its_own_error_a_caller_can_catch_as_a_command_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no kind, kubectl or compose here
+    with pytest.raises(k8s.K8sError, match="kind is not installed") as kind_failed:
+        k8s.kind("version", show=False)
+    with pytest.raises(k8s.K8sError, match="kubectl is not installed"):
+        k8s.kubectl("version", "--client", show=False)
+    monkeypatch.setattr(compose, "command", lambda: ["docker-compose-that-is-not-here"])
+    with pytest.raises(compose.ComposeError, match="docker-compose-that-is-not-here is not installed") as compose_failed:
+        compose.run(tmp_path, "labkit-t0-x", "ps", show=False)
+    for failure in (kind_failed, compose_failed):
+        assert isinstance(failure.value, commands.CommandError)

@@ -367,16 +367,20 @@ class TestStandIns:
         if not ensured[name].standin:
             pytest.skip(f"{name} is the official image here, not a stand-in")
 
-    def test_every_image_is_there(self, ensured, client):
+    def test_every_image_is_there_as_reported(self, ensured, client):
         assert set(ensured) == set(BASE_IMAGES)
         for name, result in ensured.items():
-            assert result.how in ("present", "pulled", "built stand-in")
-            assert result.size == client.images.get(name).attrs["Size"] > 0
+            attrs = client.images.get(name).attrs
+            assert (result.image_id, result.size) == (attrs["Id"], attrs["Size"]) and result.size > 0
+            labelled = (attrs["Config"].get("Labels") or {}).get("labkit.standin") == "true"
+            assert result.standin == labelled, f"{name}: reported {'a' if result.standin else 'no'} stand-in"
+            if result.how == "built stand-in":
+                assert result.standin
+            if result.how == "pulled":
+                assert not result.standin
 
-    def test_second_call_is_fast_and_does_nothing(self, ensured):
-        start = time.monotonic()
+    def test_second_call_does_nothing(self, ensured):
         again = images.ensure_base_images(console=QUIET)
-        assert time.monotonic() - start < 2
         assert [r.how for r in again] == ["present"] * len(again)
         assert {r.name: r.image_id for r in again} == {n: r.image_id for n, r in ensured.items()}
 
