@@ -1,9 +1,8 @@
 """``labkit build``: write labs/ from solutions/ with nbgrader-style markers.
 
 In a solution notebook, code between ``### BEGIN SOLUTION`` and ``### END SOLUTION``
-becomes a stub for the student, and code between ``### BEGIN HIDDEN CHECKS`` and
-``### END HIDDEN CHECKS`` is dropped (the grader still runs it, from the solution).
-Outputs and execution counts are cleared and cell ids kept, so the transform is
+becomes a stub for the student (see :mod:`labkit.cells` for what each cell is). Outputs
+and execution counts are cleared and cell ids and metadata kept, so the transform is
 reproducible and the grader can match cells between a lab and its solution.
 """
 
@@ -16,10 +15,7 @@ from pathlib import Path
 import nbformat
 
 from . import paths
-
-_REGION = r"^[ \t]*(?:#|<!--)?[ \t]*### BEGIN {0}.*?^[ \t]*(?:#|<!--)?[ \t]*### END {0}[^\n]*\n?"
-SOLUTION = re.compile(_REGION.format("SOLUTION"), re.M | re.S)
-HIDDEN = re.compile(_REGION.format("HIDDEN CHECKS"), re.M | re.S)
+from .cells import SOLUTION
 
 CODE_STUB = "# YOUR CODE HERE\nraise NotImplementedError()\n"
 FILE_STUB = "# YOUR CODE HERE\n"  # a cell that writes a file (%%writefile): a comment, not Python
@@ -35,7 +31,6 @@ def strip_cell(cell: nbformat.NotebookNode) -> nbformat.NotebookNode:
     cell = copy.deepcopy(cell)
     source = cell.source
     if cell.cell_type == "code":
-        source = HIDDEN.sub("", source)
         stub = FILE_STUB if source.startswith("%%") else CODE_STUB
         source = SOLUTION.sub(lambda m: "".join(_indent_of(m) + line + "\n"
                                                 for line in stub.splitlines()), source)
@@ -51,7 +46,12 @@ def strip_cell(cell: nbformat.NotebookNode) -> nbformat.NotebookNode:
 def written_file(notebook: Path, cell_id: str) -> str:
     """The file a solution's ``%%writefile`` cell writes, without its markers: one source
     for the notebook, the benchmark and the reference files that later labs use."""
-    cell = next(c for c in nbformat.read(notebook, as_version=4).cells if c.get("id") == cell_id)
+    return written_text(nbformat.read(notebook, as_version=4), cell_id)
+
+
+def written_text(nb: nbformat.NotebookNode, cell_id: str) -> str:
+    """:func:`written_file` for a notebook already read."""
+    cell = next(c for c in nb.cells if c.get("id") == cell_id)
     body = cell.source.split("\n", 1)[1] if cell.source.startswith("%%writefile") else cell.source
     return "".join(line + "\n" for line in body.splitlines() if "### BEGIN" not in line and "### END" not in line)
 

@@ -16,6 +16,8 @@ import traceback
 from dataclasses import asdict, dataclass
 from typing import Callable
 
+from . import capabilities
+
 MIME_TYPE = "application/vnd.labkit.check+json"
 CHECK_ID = re.compile(r"^\d\d\.[a-z0-9][a-z0-9-]*$")
 
@@ -60,19 +62,20 @@ def check(
     test: Callable[[], object],
     hint: str,
     *,
-    requires: Callable[[], str | None] | None = None,
+    needs: tuple[str, ...] = (),
 ) -> None:
     """Run ``test`` and show the outcome; the result is kept in :data:`RESULTS`.
 
     ``test`` passes by returning anything but ``False``; an ``AssertionError`` (or a
     ``False`` return) fails it with its message, any other exception fails it with the
-    exception's type and text. ``requires`` is a probe returning ``None`` when the
-    environment is present, else the reason the check is skipped.
+    exception's type and text. ``needs`` names the optional capabilities the check uses
+    (:mod:`labkit.capabilities`: "kind", "kubectl", "buildkit"…): when one is absent the
+    check is skipped with its probe's reason.
     """
     if not CHECK_ID.match(id):
         raise ValueError(f"check id {id!r} must look like '01.final-size'")
     try:
-        reason = requires() if requires else None
+        reason = capabilities.missing(*needs)
         if reason:
             raise Skip(reason)
         outcome = test()

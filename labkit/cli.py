@@ -36,7 +36,7 @@ def _grade(args) -> int:
         executed = Path(args.json).with_suffix(".executed.ipynb")
         executed.parent.mkdir(parents=True, exist_ok=True)
     try:
-        report = grade(Path(args.notebook), parameters=parameters, timeout=args.timeout,
+        report = grade(Path(args.notebook), parameters=parameters, timeout=args.timeout, lab=args.lab,
                        executed_path=executed, progress=sys.stderr.isatty())
     except GradingError as exc:
         print(f"labkit grade: {exc}", file=sys.stderr)
@@ -49,6 +49,8 @@ def _grade(args) -> int:
         result = "skipped" if c["skipped"] else ("[green]pass" if c["passed"] else "[red]FAIL")
         table.add_row(c["id"], result, f"{c['earned']}/{c['points']}", c["message"])
     console.print(table)
+    for note in report.notes:
+        console.print(f"note: {note}", soft_wrap=True)
     if report.errors:
         console.print(f"{len(report.errors)} cell(s) raised errors; see the report.")
     if args.json:
@@ -169,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("-p", "--parameter", nargs=2, action="append", metavar=("NAME", "VALUE"),
                    help="set a parameter of the notebook's parameters cell")
     p.add_argument("--timeout", type=int, default=900, help="seconds per cell (default 900)")
+    p.add_argument("--lab", help="the lab the notebook must be (default: what its metadata or name says)")
     p.set_defaults(func=_grade)
 
     p = sub.add_parser("lab", help="open JupyterLab on labs/ (prints the URL; needs no browser)")

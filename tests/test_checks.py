@@ -31,8 +31,14 @@ def test_pass_fail_and_student_errors_become_records(monkeypatch, capsys):
 
 
 def test_skip_needs_a_reason_and_counts_nowhere(monkeypatch):
+    import dataclasses
+
+    from labkit import capabilities, probes
+
     monkeypatch.setenv("LABKIT_STRICT", "1")
-    check("04.gpu", 5, lambda: None, hint="h", requires=lambda: "NVML not found")
+    gpu = dataclasses.replace(capabilities.TABLE["gpu"], probe=lambda: probes.Finding(reason="NVML not found"))
+    monkeypatch.setitem(capabilities.TABLE, "gpu", gpu)
+    check("04.gpu", 5, lambda: None, hint="h", needs=("gpu",))
     result = RESULTS["04.gpu"]
     assert result.skipped and result.message == "NVML not found" and result.earned == 0
     check("04.inner", 1, lambda: skip("no kind on PATH"), hint="h")
@@ -48,9 +54,11 @@ def test_strict_mode_raises_only_on_failure(monkeypatch):
         check("01.bad", 1, lambda: False, hint="h")
 
 
-def test_check_ids_are_validated():
+def test_check_ids_and_needs_are_validated():
     with pytest.raises(ValueError):
         check("final size", 1, lambda: None, hint="h")
+    check("01.typo", 1, lambda: None, hint="h", needs=("kubctl",))
+    assert "no capability 'kubctl'" in RESULTS["01.typo"].message
 
 
 def test_score_table_totals_what_ran():

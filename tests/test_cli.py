@@ -30,6 +30,18 @@ def test_grading_that_cannot_run_exits_non_zero_with_the_reason(tmp_path, capsys
     assert "no such notebook" in capsys.readouterr().err
 
 
+def test_a_corrupt_or_wrong_lab_submission_is_a_zero_report_and_exit_0(tmp_path, capsys):
+    (tmp_path / "01_image_slimming.ipynb").write_text('{"cells": [')
+    out = tmp_path / "r.json"
+    assert cli.main(["grade", str(tmp_path / "01_image_slimming.ipynb"), "--json", str(out)]) == 0
+    data = json.loads(out.read_text())
+    assert data["score"] == 0 and data["max_score"] > 0 and "could not be read" in data["notes"][0]
+    assert "note: the notebook could not be read" in capsys.readouterr().out
+    from labkit import paths
+    assert cli.main(["grade", str(paths.LABS / "00_setup.ipynb"), "--lab", "01", "--json", str(out)]) == 0
+    assert "lab 00's notebook, not lab 01's" in json.loads(out.read_text())["notes"][0]
+
+
 def test_build_check_passes_on_the_repository():
     assert cli.main(["build", "--check"]) == 0
 
