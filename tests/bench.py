@@ -2,8 +2,9 @@
 
 Sizes are of images built here in one run (so the ratio is what matters); start-up and
 latency come from lab 01's final image, and from lab 05's SageMaker image started as SageMaker
-starts it, under a fixed, bounded load on loopback; notebook times are graded runs of each
-solution notebook.
+starts it, under a fixed, bounded load on loopback; grading times are graded runs of each
+solution notebook, with the part of it the checks' kernel spent (shared cells included, which
+both kernels run).
 """
 
 from __future__ import annotations
@@ -84,6 +85,18 @@ def sagemaker_figures(workspace: Path) -> dict:
     return figures
 
 
+def checks_seconds(executed: Path, solution: Path) -> float:
+    """Seconds the checks' kernel spent on the check, checker and shared cells of a graded run."""
+    import nbformat
+
+    from labkit import cells
+
+    roles = {c.id: cells.role(c) for c in nbformat.read(solution, as_version=4).cells}
+    return sum(c.metadata.get("papermill", {}).get("duration") or 0
+               for c in nbformat.read(executed, as_version=4).cells
+               if roles.get(c.get("id")) in (cells.CHECKER, cells.SHARED))
+
+
 def main() -> int:
     ensure_base_images()
     results = {}
@@ -94,10 +107,13 @@ def main() -> int:
     finally:
         dockerlab.cleanup(LABEL, show=False)
         dockerlab.remove_images(LABEL, show=False)
-    results["notebook_seconds"] = {}
+    results["grading_seconds"], results["checks_seconds"] = {}, {}
     for solution in paths.lab_notebooks(paths.SOLUTIONS):
-        report = grade.grade(solution)
-        results["notebook_seconds"][solution.stem] = round(report.seconds, 1)
+        with tempfile.TemporaryDirectory(prefix="labkit-bench-") as folder:
+            executed = Path(folder) / solution.name
+            report = grade.grade(solution, executed_path=executed)
+            results["grading_seconds"][solution.stem] = round(report.seconds, 1)
+            results["checks_seconds"][solution.stem] = round(checks_seconds(executed, solution), 1)
         if report.score != report.max_score:
             raise SystemExit(f"{solution.name} scored {report.score}/{report.max_score} in the benchmark run")
     OUT.parent.mkdir(parents=True, exist_ok=True)

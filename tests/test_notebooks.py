@@ -1,134 +1,344 @@
-"""Grading honesty, end to end: each lab's solution, unsolved lab and tampered lab are
-graded for real (one run each, shared by the assertions), and nothing is left behind."""
+"""Grading honesty, end to end. Every lab is graded for real four ways, each run shared by the
+assertions about it:
+
+- **solution**: the solution with its check cells deleted (and one pasted elsewhere) scores
+  full marks, with no error;
+- **unsolved**: the lab as shipped fails every check, and grading leaves it untouched;
+- **tampered**: the lab as shipped with one exercise solved for real and every edit a student
+  could try against the grader (check cells rewritten, forged, deleted, duplicated and
+  reordered; ``labkit.check`` and the probes patched; forged records displayed) earns exactly
+  what that exercise earns. Labs 02 and 03 are graded there with kubectl off PATH and a kind
+  on it, so their cluster and manifest checks must be *skipped* with kubectl's reason;
+- **cheating**: the solution with the cheats that earned points before the checks moved out of
+  the student's kernel (edited parameters, baselines, variables a check read, functions that
+  return the reference, a cleanup patched away) and the mistakes a weak check missed (a health
+  check that checks nothing): exactly the checks they aim at fail.
+
+The runs go three at a time (LABKIT_TEST_GRADERS), never two of one lab (which also shows that labs graded at once
+leave each other alone); the last test checks that nothing is left behind.
+"""
 
 from __future__ import annotations
 
 import copy
 import json
+import os
+import shutil
+import tempfile
+import threading
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_output
 
-from labkit import build, dockerlab, grade, paths, probes
+from labkit import build, capabilities, cells, dockerlab, grade, paths, probes
 from labkit.checks import MIME_TYPE
 
 pytestmark = [pytest.mark.docker, pytest.mark.notebook,
               pytest.mark.skipif(bool(probes.docker_reason()), reason=str(probes.docker_reason()))]
 
 LABS = [p.name[:2] for p in paths.lab_notebooks(paths.SOLUTIONS)]
-# For the tampered run: the exercise cell the student really solves (if any), per lab, and the
-# checks that answer honestly earns.
-SOLVED_FOR_REAL = {
-    "00": (None, []),
-    "01": ("ignore-file", ["01.dockerignore"]),
-    "02": ("k8s-deployment", ["02.manifests-valid", "02.selectors-match", "02.requests-probes",
-                              "02.security-context", "02.no-latest"]),
-    "03": ("compose-file", ["03.compose-run-secrets"]),
-    "05": ("package", ["05.model-archive"]),
-    "06": ("dockerfile", ["06.contract"]),
-}
+WORKERS = int(os.environ.get("LABKIT_TEST_GRADERS", "3"))  # measured: 3 beats 2 on 2 cores (the runs wait a lot)
 # A check may be skipped only with a reason a probe gives on this machine right now.
-ABSENT = {reason for reason in (probes.kind_reason(), probes.gpu_reason(), probes.nvidia_toolkit_reason(),
-                                probes.buildkit_reason(), probes.aws_credentials_reason(),
-                                probes.gcp_credentials_reason()) if reason}
+ABSENT = set(capabilities.absent().values())
 
 
-def _skipped_by_a_probe(check):
-    return check["skipped"] and check["message"] in ABSENT
+@dataclass
+class Cheat:
+    """Edits of the solution: cell id → new source, and (after cell id, source) cells to add."""
+    sources: dict[str, str] = field(default_factory=dict)
+    added: list[tuple[str, str]] = field(default_factory=list)
+    fails: set[str] = field(default_factory=set)  # the checks the edits must fail, and no other
 
 
-def _write(nb, tmp_path_factory, name):
-    path = tmp_path_factory.mktemp("submissions") / name
-    nbformat.write(nb, path)
-    return path
+CHEATS = {
+    "00": Cheat(
+        sources={"parameters": 'TARGET = "local"\nMESSAGE = "hi"',
+                 "hello-dockerfile": "%%writefile work/00/hello/Dockerfile\nFROM python:3.11-slim\n"
+                                     "CMD [\"python\", \"-c\", \"print('hi')\"]"},
+        added=[("names", 'MESSAGE = "hi"  # the parameter, redefined')],
+        fails={"00.hello-run"}),
+    "01": Cheat(
+        sources={
+            # edited in place (the lab's own cell runs instead) and bloated by a cell of the student's
+            "naive-dockerfile": "%%writefile work/01/app/Dockerfile.naive\nFROM python:3.11\n"
+                                "RUN head -c 900000000 /dev/zero > /padding\n",
+            # the demo's own two-RUN pattern: the lists stay in the install layer
+            "layers-file": "%%writefile work/01/app/Dockerfile.cleanup\nFROM python:3.11-slim\n"
+                           "RUN apt-get update && apt-get install -y --no-install-recommends curl\n"
+                           "RUN rm -rf /var/lib/apt/lists/*",
+            # lab 01's slim single-stage image (30 % of the naive one: its layers are in the build
+            # cache already), non-root, with a health check that checks nothing
+            "final-dockerfile": "%%writefile work/01/app/Dockerfile\n"
+                                + build.written_file(paths.solution_for("01"), "slim-dockerfile")
+                                + "RUN useradd --create-home --uid 10001 app\nUSER app\nEXPOSE 8080\n"
+                                  'HEALTHCHECK --interval=5s CMD ["true"]\n'},
+        added=[("naive-dockerfile", "!head -c 500M /dev/zero > {APP}/padding.bin  # a bigger naive image"),
+               ("naive-build", "(APP / 'padding.bin').unlink()"),
+               ("layers-demo", "(APP / 'Dockerfile.cleanup-demo').write_text(\n"
+                               "    'FROM python:3.11-slim\\nRUN apt-get update && apt-get install -y "
+                               "--no-install-recommends curl && head -c 60000000 /dev/zero > /padding\\n'\n"
+                               "    'RUN rm -rf /var/lib/apt/lists/*\\n')  # a bigger demo layer")],
+        fails={"01.same-layer", "01.final-size", "01.healthy"}),
+    "02": Cheat(
+        sources={"restart-kill": "pass  # no crash at all",
+                 "compose-file": "%%writefile work/02/compose/compose.yaml\n"
+                                 + build.written_file(paths.solution_for("02"), "compose-file").replace(
+                                     'test: ["CMD", "python", "-m", "model_server", "healthcheck", "--ready"]',
+                                     'test: ["CMD", "true"]')},
+        added=[("parameters", "REPLICAS = 1  # the parameter, redefined"),
+               ("restart-before", "RESTARTS_BEFORE = -1  # a baseline a check used to read")],
+        fails={"02.scaled", "02.restart-policy", "02.compose-healthy", "02.unhealthy-not-restarted"}),
+    "03": Cheat(
+        sources={"k8s-describe": "def describe_secret(value: str) -> str:\n"
+                                 "    return f\"hf_… ({secretscan.fingerprint(TOKEN)})\"  # right for this run's token only"},
+        added=[("buildkit-dockerfile",
+                "(APP / 'Dockerfile').write_text(  # a model card that names the token without reading the mount\n"
+                "    'FROM python:3.11-slim\\nRUN mkdir -p /opt/ml/model && echo \\'{\"token_fingerprint\": \"'\n"
+                "    + secretscan.fingerprint(TOKEN) + '\"}\\' > /opt/ml/model/model_card.json\\n')")],
+        fails={"03.buildkit-no-leak", "03.outputs-clean"}),
+    "05": Cheat(
+        sources={"predict": "def predict(rows):  # straight to the container, not through the endpoint\n"
+                            "    return contract.post_json(INSTANCE_PORT, '/invocations', {'instances': rows})"
+                            ".json()['predictions']"},
+        added=[("parameters", "SLOW_LOAD_S = 1  # the parameter, redefined"),
+               ("cleanup-made", "AWS.delete_all = lambda: []  # nothing is deleted\nMADE, NOT_DELETED = ['x'], []")],
+        fails={"05.invoke", "05.slow-start", "05.cleanup"}),
+    "06": Cheat(
+        sources={
+            "local": "def predict_locally(rows):  # a container of its own, not the SDK's local endpoint\n"
+                     "    with dockerlab.running(IMAGE, lab='06', name='labkit-06-mine', ports={7080: None},\n"
+                     "                           environment={'AIP_HTTP_PORT': '7080', 'AIP_STORAGE_URI': '/m'},\n"
+                     "                           volumes={str(MODEL_DIR): {'bind': '/m', 'mode': 'ro'}}) as c:\n"
+                     "        port = serving.wait_ready(c, 7080)\n"
+                     "        return contract.post_json(port, '/predict', {'instances': rows}).json()['predictions']",
+            "predict": "def predict(rows):  # the same, instead of the endpoint\n    return predict_locally(rows)"},
+        added=[("cleanup-made", "VX.delete_all = lambda: []  # nothing is deleted\nREMOVED = []")],
+        fails={"06.local-endpoint", "06.predict", "06.cleanup"}),
+}
+
+# For the tampered run: the exercise cells the student really solves, and the checks that earns.
+SOLVED_FOR_REAL = {
+    "00": ([], []),
+    "01": (["ignore-file"], ["01.dockerignore"]),
+    "02": (["compose-file", "restart-kill", "unhealthy-stop", "scale-up"],
+           ["02.compose-file", "02.compose-healthy", "02.restart-policy", "02.unhealthy-not-restarted", "02.scaled"]),
+    "03": (["compose-file"], ["03.compose-run-secrets"]),
+    "05": (["package"], ["05.model-archive"]),
+    "06": (["dockerfile"], ["06.contract"]),
+}
+WITHOUT_KUBECTL = {"02", "03"}  # tampered with kubectl off PATH and a kind on it
+# The unsolved lab's image checks must say that the Dockerfile does not build (not "stale").
+FAILED_BUILDS = {"00": ["00.hello-image", "00.hello-run"], "01": ["01.final-size", "01.predicts", "01.healthy"],
+                 "05": ["05.contract"], "06": ["06.contract"]}
+
+PATCH_CHECKS = """
+import labkit, labkit.checks, labkit.capabilities
+def _pass(id, points, test, hint, **kwargs):  # every check passes...
+    labkit.checks._show(labkit.checks.CheckResult(id, points, points, True, False, ""), hint)
+labkit.check = labkit.checks.check = _pass
+labkit.capabilities.missing = lambda *names: "absent (patched)"  # ...or is skipped, and leaves the maximum
+"""
+
+
+def _solution(lab):
+    return nbformat.read(paths.solution_for(lab), as_version=4)
+
+
+def _lab(lab):
+    return nbformat.read(paths.LABS / paths.solution_for(lab).name, as_version=4)
 
 
 def _solution_without_check_cells(lab):
-    """The solution with every check cell deleted and one pasted again elsewhere."""
-    solution = nbformat.read(paths.solution_for(lab), as_version=4)
-    checks = [c for c in solution.cells if grade.check_ids(c)]
-    nb = copy.deepcopy(solution)
-    nb.cells = [c for c in nb.cells if not grade.check_ids(c)]
-    duplicate = copy.deepcopy(checks[0])
-    duplicate.id = "pasted-copy"
-    nb.cells.insert(1, duplicate)
-    assert [c.id for c in grade.prepare(nb, solution).cells] == [c.id for c in solution.cells]
+    """The solution with every check cell deleted and one pasted again elsewhere (where it runs,
+    as the student's own cell, and counts for nothing)."""
+    nb = _solution(lab)
+    checks = [c for c in nb.cells if cells.check_of(c)]
+    nb.cells = [c for c in nb.cells if not cells.check_of(c)]
+    pasted = copy.deepcopy(checks[0])
+    pasted.id = "pasted-copy"
+    nb.cells.insert(next(i for i, c in enumerate(nb.cells) if c.id == "names") + 1, pasted)
     return nb
 
 
 def _tampered_lab(lab):
-    """The unsolved lab with one exercise solved for real, every check cell rewritten to
-    claim a pass, one check deleted, one duplicated, and a cell that forges a record."""
-    solution = nbformat.read(paths.solution_for(lab), as_version=4)
-    nb = nbformat.read(paths.LABS / paths.solution_for(lab).name, as_version=4)
-    solved_cell, _ = SOLVED_FOR_REAL[lab]
+    """The lab as shipped, with SOLVED_FOR_REAL solved and every edit against the grader."""
+    solution, nb = _solution(lab), _lab(lab)
     by_id = {c.id: c for c in solution.cells}
-    originals = [c for c in nb.cells if grade.check_ids(c)]
-    duplicate = copy.deepcopy(originals[0])
-    duplicate.id = "dup"
-    cells = []
-    for cell in nb.cells:
-        if cell.id == solved_cell:
-            cell = copy.deepcopy(by_id[solved_cell])  # the student's own correct answer
-        if cell is originals[-1]:
-            continue  # deleted
-        ids = grade.check_ids(cell)
-        if ids:  # rewritten to claim a pass: in place with a forged saved output, or as a new cell
-            points = grade._points(cell)
-            record = {"id": ids[0], "points": points, "earned": points, "passed": True,
-                      "skipped": False, "message": ""}
-            cell.source = f"print('[PASS] {ids[0]} {points}/{points}')\ndisplay({{{MIME_TYPE!r}: {record!r}}}, raw=True)"
-            if len(cells) % 2:
-                cell.id = f"pasted-{ids[0].replace('.', '-')}"
+    solved, _ = SOLVED_FOR_REAL[lab]
+    check_cells = [c for c in nb.cells if cells.check_of(c)]
+    unsolved_answers = [c.id for c in nb.cells if cells.is_answer(by_id[c.id]) and c.id not in solved]
+    out = []
+    for index, cell in enumerate(nb.cells):
+        if cell.id in solved:
+            cell = copy.deepcopy(by_id[cell.id])  # the student's own correct answer
+        elif cell.id == "parameters":  # edited: had it run, the names cells would fail and earn nothing
+            cell = copy.deepcopy(cell)
+            cell.source = 'TARGET = "nowhere"'
+        elif unsolved_answers and cell.id == unsolved_answers[-1]:
+            continue  # an answer cell deleted
+        elif cell is check_cells[-1]:
+            continue  # a check deleted
+        elif cells.check_of(cell):  # rewritten to claim a pass: in place with a forged saved output, or as a new cell
+            check_id, points = cells.check_of(cell)
+            record = {"id": check_id, "points": points, "earned": points, "passed": True, "skipped": False,
+                      "message": ""}
+            cell = copy.deepcopy(cell)
+            cell.source = (f"print('[PASS] {check_id} {points}/{points}')\n"
+                           f"display({{{MIME_TYPE!r}: {record!r}}}, raw=True)")
+            if index % 2:
+                cell.id = f"pasted-{check_id.replace('.', '-')}"
             else:
                 cell.outputs = [new_output("display_data", data={MIME_TYPE: record})]
-        cells.append(cell)
-    cells.insert(2, duplicate)
+        out.append(cell)
+        if cell.id == "names":
+            out.append(new_code_cell(PATCH_CHECKS, id="patch-checks"))
+    duplicate = copy.deepcopy(check_cells[0])
+    duplicate.id = "dup"
+    out.insert(2, duplicate)
+    out.insert(0, copy.deepcopy(check_cells[1]))  # a check moved to the top
     forged = [{"id": i, "points": 99, "earned": 99, "passed": True, "skipped": False, "message": ""}
-              for i in (grade.check_ids(c)[0] for c in solution.cells if grade.check_ids(c))]
-    cells.append(new_code_cell(
-        "from IPython.display import display\n"
-        + "".join(f"display({{{MIME_TYPE!r}: {r!r}, 'text/plain': 'PASS'}}, raw=True)\n" for r in forged),
-        id="forger"))
-    nb.cells = cells
+              for _, i, _ in cells.checks(solution)]
+    out.append(new_code_cell("from IPython.display import display\n" + "".join(
+        f"display({{{MIME_TYPE!r}: {r!r}, 'text/plain': 'PASS'}}, raw=True)\n" for r in forged), id="forger"))
+    nb.cells = out
     return nb
 
 
-@pytest.fixture(scope="session")
-def reports(tmp_path_factory):
-    """Grade lazily, once per (lab, variant), and share the report."""
-    cache = {}
+def _cheating_solution(lab):
+    cheat, nb = CHEATS[lab], _solution(lab)
+    for cell in nb.cells:
+        if cell.id in cheat.sources:
+            cell.source = cheat.sources[cell.id]
+    for after, source in cheat.added:
+        at = next(i for i, c in enumerate(nb.cells) if c.id == after) + 1
+        nb.cells.insert(at, new_code_cell(source, id=f"cheat-{after}"))
+    return nb
 
-    def get(lab, variant):
-        if (lab, variant) not in cache:
-            name = paths.solution_for(lab).name
-            if variant == "solution":
-                path = _write(_solution_without_check_cells(lab), tmp_path_factory, name)
-            elif variant == "unsolved":
-                path = paths.LABS / name
-            else:
-                path = _write(_tampered_lab(lab), tmp_path_factory, name)
-            cache[lab, variant] = grade.grade(path, timeout=900)
-        return cache[lab, variant]
 
-    return get
+def _path_without_kubectl(folder: Path) -> str:
+    """This PATH with kubectl taken out (each folder that has it replaced by a copy of links to
+    everything else in it) and, in front, a `kind` that only tells its version."""
+    entries = [str(folder / "kind-only")]
+    (folder / "kind-only").mkdir(parents=True, exist_ok=True)
+    kind = folder / "kind-only" / "kind"
+    kind.write_text('#!/bin/sh\nif [ "$1" = version ]; then echo "kind v0.24.0 go1.22.6 linux/amd64"; exit 0; fi\n'
+                    'echo "a stand-in kind for the tests: $*" >&2; exit 1\n')
+    kind.chmod(0o755)
+    for number, entry in enumerate(os.environ["PATH"].split(os.pathsep)):
+        if not (Path(entry) / "kubectl").exists():
+            entries.append(entry)
+            continue
+        copy_of = folder / f"path-{number}"
+        copy_of.mkdir(exist_ok=True)
+        for name in os.listdir(entry):
+            if name != "kubectl" and not (copy_of / name).is_symlink():
+                (copy_of / name).symlink_to(Path(entry) / name)
+        entries.append(str(copy_of))
+    return os.pathsep.join(entries)
+
+
+class Runs:
+    """Every graded run of the session, started together on first use and graded WORKERS at a
+    time, never two of one lab at once (their names and labels are the lab's)."""
+
+    ORDER = ("05", "02", "01", "03", "06", "00")  # the longest labs first
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.jobs = [(lab, variant) for variant in ("solution", "cheating", "tampered", "unsolved", "bad-input")
+                     for lab in self.ORDER if lab in LABS and (variant != "bad-input" or lab == "00")]
+        self.results: dict = {}
+        self.busy: set[str] = set()
+        self.lock = threading.Condition()
+        self.threads = [threading.Thread(target=self._work, daemon=True) for _ in range(WORKERS)]
+        for thread in self.threads:
+            thread.start()
+
+    def _work(self) -> None:
+        while True:
+            with self.lock:
+                while True:
+                    ready = [j for j in self.jobs if j[0] not in self.busy]
+                    if ready or not self.jobs:
+                        break
+                    self.lock.wait()
+                if not self.jobs:
+                    return
+                job = ready[0]
+                self.jobs.remove(job)
+                self.busy.add(job[0])
+            try:
+                result = self._grade(*job)
+            except BaseException as exc:  # noqa: BLE001 - the test that asks for the run fails with it
+                result = exc
+            with self.lock:
+                self.results[job] = result
+                self.busy.discard(job[0])
+                self.lock.notify_all()
+
+    def _grade(self, lab: str, variant: str):
+        name = paths.solution_for(lab).name
+        environment = None
+        if variant == "unsolved":
+            return grade.grade(paths.LABS / name, timeout=900)
+        if variant == "solution":
+            nb = _solution_without_check_cells(lab)
+        elif variant == "cheating":
+            nb = _cheating_solution(lab)
+        elif variant == "bad-input":
+            nb = _bad_input()
+        else:
+            nb = _tampered_lab(lab)
+            if lab in WITHOUT_KUBECTL:
+                environment = {"PATH": _path_without_kubectl(self.folder / f"bin-{lab}")}
+        path = self.folder / variant / lab / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        nbformat.write(nb, path)
+        return grade.grade(path, timeout=20 if variant == "bad-input" else 900, environment=environment)
+
+    def get(self, lab: str, variant: str) -> grade.Report:
+        with self.lock:
+            while (lab, variant) not in self.results:
+                self.lock.wait()
+            result = self.results[lab, variant]
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+    def wait_all(self) -> None:
+        for thread in self.threads:
+            thread.join()
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    return Runs(tmp_path_factory.mktemp("graded"))
+
+
+def _failed(report):
+    return [c for c in report.checks if not c["passed"] and not c["skipped"]]
+
+
+def _skipped_by_a_probe(check, absent=ABSENT):
+    return check["skipped"] and check["message"] in absent
 
 
 @pytest.mark.parametrize("lab", LABS)
-def test_solution_scores_full_marks_even_with_its_check_cells_deleted(reports, lab):
-    report = reports(lab, "solution")
-    failed = [c for c in report.checks if not c["passed"] and not c["skipped"]]
-    assert not failed, json.dumps(failed, indent=1)
+def test_solution_scores_full_marks_even_with_its_check_cells_deleted(runs, lab):
+    report = runs.get(lab, "solution")
+    assert not _failed(report), json.dumps(_failed(report), indent=1)
     assert report.score == report.max_score > 0
     wrongly_skipped = [c for c in report.checks if c["skipped"] and not _skipped_by_a_probe(c)]
     assert not wrongly_skipped, json.dumps(wrongly_skipped, indent=1)
+    assert not report.errors and not report.notes, json.dumps([report.errors, report.notes], indent=1)
 
 
 @pytest.mark.parametrize("lab", LABS)
-def test_unsolved_lab_fails_every_check(reports, lab):
-    report = reports(lab, "unsolved")
+def test_unsolved_lab_fails_every_check(runs, lab):
+    report = runs.get(lab, "unsolved")
     graded = [c for c in report.checks if not _skipped_by_a_probe(c)]
     assert graded and all(not c["passed"] and not c["skipped"] for c in graded), \
         json.dumps(report.checks, indent=1)
@@ -136,38 +346,67 @@ def test_unsolved_lab_fails_every_check(reports, lab):
     assert report.errors, "the unsolved lab's stubs should raise"
     lab_file = paths.LABS / paths.solution_for(lab).name
     assert lab_file.read_text() == build.render(paths.solution_for(lab)), "grading modified the notebook"
+    messages = {c["id"]: c["message"] for c in report.checks}
+    stale = [i for i in FAILED_BUILDS.get(lab, []) if "does not build" not in messages[i]]
+    assert not stale, f"these checks do not say that the Dockerfile fails to build: {stale}"
 
 
 @pytest.mark.parametrize("lab", LABS)
-def test_tampered_lab_earns_only_what_it_solved(reports, lab):
-    report = reports(lab, "tampered")
+def test_tampered_lab_earns_only_what_it_solved(runs, lab):
+    report = runs.get(lab, "tampered")
     _, earned = SOLVED_FOR_REAL[lab]
     passed = [c["id"] for c in report.checks if c["passed"]]
     assert passed == earned, json.dumps(report.checks, indent=1)
     assert report.score == sum(c["points"] for c in report.checks if c["id"] in earned)
+    assert any("is not in the notebook" in note for note in report.notes), report.notes
+    if lab in WITHOUT_KUBECTL:  # every check that needs kubectl is skipped with kubectl's reason, none fails
+        needs_kubectl = [c for c in report.checks if c["skipped"]]
+        assert needs_kubectl and all("kubectl not found on PATH" in c["message"] for c in needs_kubectl), \
+            json.dumps(needs_kubectl, indent=1)
+        assert not [c for c in _failed(report) if "kubectl" in c["message"]], json.dumps(report.checks, indent=1)
 
 
-def test_hangs_and_syntax_errors_cost_only_their_own_cells(tmp_path):
-    """A student cell that never ends is interrupted at the per-cell timeout and one with a
-    syntax error fails alone: grading goes on and scores what the rest of the notebook did."""
-    nb = nbformat.read(paths.solution_for("00"), as_version=4)
+@pytest.mark.parametrize("lab", LABS)
+def test_cheats_earn_nothing(runs, lab):
+    report = runs.get(lab, "cheating")
+    failed = {c["id"] for c in _failed(report)}
+    assert failed == CHEATS[lab].fails, json.dumps(report.checks, indent=1)
+    assert not [c for c in report.checks if c["skipped"] and not _skipped_by_a_probe(c)]
+
+
+def _bad_input():
+    """Lab 00's solution with a cell that never ends, one with a syntax error, and one that kills
+    its kernel at the end: each costs only itself, and the grader still reports."""
+    nb = _solution("00")
     at = next(i for i, c in enumerate(nb.cells) if c.id == "start") + 1
     nb.cells[at:at] = [new_code_cell("while True:\n    pass", id="spin"),
                        new_code_cell("def broken(:\n    pass", id="typo")]
-    path = tmp_path / "00_setup.ipynb"
-    nbformat.write(nb, path)
-    report = grade.grade(path, timeout=20)
+    at = next(i for i, c in enumerate(nb.cells) if c.id == "cleanup")
+    nb.cells.insert(at, new_code_cell("import os\nos._exit(1)", id="die"))
+    return nb
+
+
+def test_hangs_syntax_errors_and_a_dead_kernel_cost_only_their_own_cells(runs):
+    report = runs.get("00", "bad-input")
     assert report.score == report.max_score > 0, json.dumps(report.checks, indent=1)
     names = {e["ename"] for e in report.errors}
     assert "SyntaxError" in names and names & {"KeyboardInterrupt", "CellTimeoutError", "TimeoutError"}, names
+    assert "DeadKernelError" in names, names
 
 
-def test_nothing_is_left_behind(reports):
-    """Runs after the grading tests in this module: the labs and the grader cleaned up."""
+def test_nothing_is_left_behind(runs, capsys):
+    """After every run above (and two labs graded at once), nothing of any lab is left."""
+    runs.wait_all()
+    with capsys.disabled():  # how long each graded run took, for whoever watches the suite's time
+        print("\ngraded runs (seconds): " + ", ".join(
+            f"{lab} {variant} {result.seconds:.0f}" for (lab, variant), result in sorted(runs.results.items())
+            if isinstance(result, grade.Report)))
+    assert set(runs.results) >= {(lab, v) for lab in LABS for v in ("solution", "unsolved", "tampered", "cheating")}
     client = dockerlab.client()
     label = {"label": dockerlab.LABEL}
     left = (client.containers.list(all=True, filters=label) + client.networks.list(filters=label)
             + client.volumes.list(filters=label))
+    left += [c for c in client.containers.list(all=True) if c.name.startswith("labkit-")]
     assert not left, f"left behind: {left}"
     servers = [cmd for cmd in _command_lines() if "moto.server" in cmd or "vertex/standin.py" in cmd]
     assert not servers, f"emulators still running: {servers}"
@@ -182,3 +421,22 @@ def _command_lines() -> list[str]:
         except OSError:  # the process ended while we looked
             pass
     return lines
+
+
+def test_the_tamper_edits_are_real():
+    """The tampered and cheating notebooks do what they claim, so that the runs above test something."""
+    for lab in LABS:
+        tampered = _tampered_lab(lab)
+        ids = [c.id for c in tampered.cells]
+        assert "patch-checks" in ids and "forger" in ids and "dup" in ids, lab
+        cheating = _cheating_solution(lab)
+        changed = {c.id for c in cheating.cells} - {c.id for c in _solution(lab).cells}
+        assert changed or CHEATS[lab].sources, lab
+        for cell_id, source in CHEATS[lab].sources.items():
+            assert next(c for c in cheating.cells if c.id == cell_id).source == source
+    assert "AS builder" not in CHEATS["01"].sources["final-dockerfile"]
+    assert 'CMD ["true"]' in CHEATS["01"].sources["final-dockerfile"]
+    assert 'test: ["CMD", "true"]' in CHEATS["02"].sources["compose-file"]
+    path = _path_without_kubectl(Path(tempfile.mkdtemp(prefix="labkit-nokube-")))
+    assert shutil.which("kubectl", path=path) is None and shutil.which("kind", path=path)
+    assert shutil.which("docker", path=path) and shutil.which("git", path=path)
