@@ -16,6 +16,7 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import tarfile
 import tempfile
@@ -489,14 +490,23 @@ def health_notices_a_hang(container, *, slack: float = 10) -> float:
 
 
 def _signal_all(container, name: str) -> None:
-    """Send SIG``name`` to every process in the container. The main process gets it from the
-    engine (inside its PID namespace, PID 1 ignores signals it has no handler for, SIGSTOP
-    included); the others (a server under a shell or an init) from a shell inside, where there
-    is one. Health checks are new processes: they still run, and find the server frozen."""
-    container.kill(signal=f"SIG{name}")
+    """Send SIG``name`` to every process in the container; health checks are new processes, so
+    they still run and find the server frozen. A shell inside reaches all but the main process
+    (inside its PID namespace, PID 1 ignores signals it has no handler for, SIGSTOP included).
+    The main process gets it from the engine, unless the container has a restart policy:
+    ``docker kill`` marks a container as stopped by hand (Docker 20.10), which would turn that
+    policy off, so then it gets it from this machine when the process is visible here."""
     script = f'for d in /proc/[0-9]*; do p="${{d#/proc/}}"; [ "$p" = 1 ] || [ "$p" = "$$" ] || kill -{name} "$p"; done'
-    with contextlib.suppress(docker.errors.APIError):  # no shell in the image: PID 1 was all there is to reach
+    with contextlib.suppress(docker.errors.APIError):  # no shell in the image: only PID 1 can be reached
         container.exec_run(["sh", "-c", script + " 2>/dev/null; true"])
+    container.reload()
+    if ((container.attrs["HostConfig"].get("RestartPolicy") or {}).get("Name") or "no") != "no":
+        pid = container.attrs["State"].get("Pid")
+        with contextlib.suppress(OSError):  # another machine (Docker Desktop's VM), or not ours to signal
+            if container.id in Path(f"/proc/{pid}/cgroup").read_text():
+                os.kill(pid, getattr(signal, f"SIG{name}"))
+        return
+    container.kill(signal=f"SIG{name}")
 
 
 def image_healthcheck(ref: str) -> dict:
