@@ -118,12 +118,20 @@ def wait_healthy(project: str, services: tuple[str, ...] | None = None, *, count
         time.sleep(0.5)
 
 
-def published_port(project: str, service: str, port: int) -> int:
-    """The host port a service's container publishes for ``port`` (its first replica)."""
-    found = [c for c in containers(project, service) if c.status == "running"]
-    if not found:
-        raise AssertionError(f"service {service} of project {project} has no running container")
-    return dockerlab.host_port(found[0], port)
+def published_port(project: str, service: str, port: int, *, timeout: float = 10) -> int:
+    """The host port a service's container publishes for ``port`` (its first running replica); a
+    container the restart policy is bringing back gets its port again within ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = [c for c in containers(project, service) if c.status == "running"]
+        try:
+            if not found:
+                raise AssertionError(f"service {service} of project {project} has no running container")
+            return dockerlab.host_port(found[0], port)
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+        time.sleep(0.5)
 
 
 def config(project_dir: str | Path, project: str, *, files: tuple[str, ...] = ()) -> dict:
