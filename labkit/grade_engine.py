@@ -127,14 +127,8 @@ class _Run:
             cell.outputs = [_error_output("NotRun", f"not run: {self.student_dead}")]
             return
         self.count += 1
-        try:
-            await self.student.async_execute_cell(cell, index, execution_count=self.count)
-        except DeadKernelError:
-            self.student_dead = f"the notebook's kernel died while running cell {index}"
-            cell.outputs.append(_error_output("DeadKernelError", self.student_dead))
-        except CellTimeoutError:
-            self.student_dead = await self._stuck(self.student, index)
-            cell.outputs.append(_error_output("CellTimeoutError", self.student_dead))
+        self.student_dead = await self._run(self.student, cell, index, "the notebook's kernel",
+                                            execution_count=self.count)
         self.executed.append(index)
 
     async def _in_checker(self, cell, index: int) -> None:
@@ -143,13 +137,7 @@ class _Run:
             return
         self._freeze()
         try:
-            await self.checker.async_execute_cell(cell, index)
-        except DeadKernelError:
-            self.checker_dead = f"the checks' kernel died while running cell {index}"
-            cell.outputs.append(_error_output("DeadKernelError", self.checker_dead))
-        except CellTimeoutError:
-            self.checker_dead = await self._stuck(self.checker, index)
-            cell.outputs.append(_error_output("CellTimeoutError", self.checker_dead))
+            self.checker_dead = await self._run(self.checker, cell, index, "the checks' kernel")
         finally:
             self._thaw()
         for output in cell.outputs:
@@ -157,13 +145,25 @@ class _Run:
                 self.checker_errors.append({"cell": index, "ename": output.get("ename", ""),
                                             "evalue": str(output.get("evalue", ""))[:300]})
 
-    async def _stuck(self, client, index: int) -> str:
+    async def _run(self, client, cell, index: int, kernel: str, **kwargs) -> str | None:
+        """Run a cell in one kernel; None, or why that kernel can run no more cells."""
+        try:
+            await client.async_execute_cell(cell, index, **kwargs)
+            return None
+        except DeadKernelError:
+            name, why = "DeadKernelError", f"{kernel} died while running cell {index}"
+        except CellTimeoutError:
+            name, why = "CellTimeoutError", await self._stuck(client, index)
+        cell.outputs.append(_error_output(name, why))
+        return why
+
+    async def _stuck(self, client, where) -> str:
         """A cell outlived its timeout and its kernel did not settle after the interrupt: stop the
         kernel (a loop that ignores Ctrl-C would hold it for ever); say why for the later cells."""
         with contextlib.suppress(Exception):
             await ensure_async(client.km.shutdown_kernel(now=True))
-        return (f"cell {index} ran longer than {client.timeout} s and its kernel did not stop when interrupted, "
-                "so it was shut down")
+        what = f"cell {where}" if isinstance(where, int) else where
+        return f"{what} ran longer than {client.timeout} s and its kernel did not stop when interrupted, so it was shut down"
 
     async def _scratch(self, client, cell, timeout: float | None = None) -> list:
         """Run ``cell`` in ``client``'s kernel outside the notebook; its outputs."""
@@ -243,6 +243,9 @@ class _Run:
         except DeadKernelError:
             self.student_dead = "the notebook's kernel died while a check called " + name
             return {"ok": False, "error": f"not answered: {self.student_dead}"}
+        except CellTimeoutError:  # it ignored the interrupt: the kernel can run nothing more
+            self.student_dead = await self._stuck(self.student, f"calling {name}")
+            return {"ok": False, "error": f"did not return within {timeout:.0f}s, and could not be interrupted"}
         except Exception as exc:  # noqa: BLE001
             return {"ok": False, "error": f"the call could not run: {type(exc).__name__}: {exc}"}
         finally:

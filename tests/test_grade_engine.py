@@ -39,8 +39,8 @@ def text(cell) -> str:
 def test_each_cell_runs_where_its_role_says(tmp_path):
     nb = run(tmp_path, [
         (cells.SHARED, "import os\nNAME = 'shared'\nprint(os.getpid())"),
-        (cells.STUDENT, "import os\nSECRET = 'student'\nprint(os.getpid())"),
-        (cells.CHECKER, "import os\nprint(os.getpid(), NAME, 'SECRET' in globals())"),
+        (cells.STUDENT, "import os\nMINE = 'student'\nprint(os.getpid())"),
+        (cells.CHECKER, "import os\nprint(os.getpid(), NAME, 'MINE' in globals())"),
     ])
     shared_pid, student_pid = text(nb[0]).strip(), text(nb[1]).strip()
     checker_pid, name, sees_student = text(nb[2]).split()
@@ -108,3 +108,15 @@ def test_a_loop_that_ignores_interrupts_costs_the_rest_of_the_notebook_not_the_g
     assert "did not stop when interrupted" in text(nb[0])
     assert "not run" in text(nb[1])
     assert text(nb[2]).strip() == "checked"
+
+
+def test_a_student_function_that_never_returns_fails_the_check_not_the_grading(tmp_path):
+    nb = run(tmp_path, [
+        (cells.STUDENT, "import signal\ndef spin(x):\n    signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+                        "    while True:\n        pass"),
+        (cells.CHECKER, "from labkit import student\ntry:\n    student.call('spin', 1, timeout=3)\n"
+                        "except student.StudentCodeError as exc:\n    print(exc)"),
+        (cells.STUDENT, "print('after')"),
+    ])
+    assert "did not return within 3s" in text(nb[1])
+    assert "not run" in text(nb[2])
