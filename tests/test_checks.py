@@ -54,7 +54,8 @@ def test_strict_mode_raises_only_on_failure(monkeypatch):
         check("01.bad", 1, lambda: False, hint="h")
 
 
-def test_check_ids_and_needs_are_validated():
+def test_check_ids_and_needs_are_validated(monkeypatch):
+    monkeypatch.delenv("LABKIT_STRICT", raising=False)
     with pytest.raises(ValueError):
         check("final size", 1, lambda: None, hint="h")
     check("01.typo", 1, lambda: None, hint="h", needs=("kubctl",))

@@ -119,15 +119,26 @@ CHEATS = {
         fails={"06.local-endpoint", "06.predict", "06.cleanup"}),
 }
 
-# For the tampered run: the exercise cells the student really solves, and the checks that earns.
+# For the tampered run: the exercise cells the student really solves (None: as the solution does),
+# and the checks that earns.
+FINAL_WITHOUT_HEALTHCHECK = "%%writefile work/01/app/Dockerfile\n" + "".join(
+    line + "\n" for line in build.written_file(paths.solution_for("01"), "final-dockerfile").splitlines()
+    if not line.startswith(("HEALTHCHECK", "    CMD")))
 SOLVED_FOR_REAL = {
-    "00": ([], []),
-    "01": (["ignore-file"], ["01.dockerignore"]),
-    "02": (["compose-file", "restart-kill", "unhealthy-stop", "scale-up"],
+    "00": ({}, []),
+    "01": ({"ignore-file": None,
+            "layers-file": "%%writefile work/01/app/Dockerfile.cleanup\nFROM python:3.11-slim\n"  # the folder itself
+                           "RUN apt-get update && apt-get install -y --no-install-recommends curl "
+                           "&& rm -rf /var/lib/apt/lists",
+            # one mistake (no HEALTHCHECK) costs the check that names it, not 01.predicts
+            "final-dockerfile": FINAL_WITHOUT_HEALTHCHECK},
+           ["01.dockerignore", "01.same-layer", "01.final-size", "01.predicts", "01.no-build-tools", "01.non-root",
+            "01.hadolint"]),
+    "02": (dict.fromkeys(["compose-file", "restart-kill", "unhealthy-stop", "scale-up"]),
            ["02.compose-file", "02.compose-healthy", "02.restart-policy", "02.unhealthy-not-restarted", "02.scaled"]),
-    "03": (["compose-file"], ["03.compose-run-secrets"]),
-    "05": (["package"], ["05.model-archive"]),
-    "06": (["dockerfile"], ["06.contract"]),
+    "03": ({"compose-file": None}, ["03.compose-run-secrets"]),
+    "05": ({"package": None}, ["05.model-archive"]),
+    "06": ({"dockerfile": None}, ["06.contract"]),
 }
 WITHOUT_KUBECTL = {"02", "03"}  # tampered with kubectl off PATH and a kind on it
 # The unsolved lab's image checks must say that the Dockerfile does not build (not "stale").
@@ -173,7 +184,8 @@ def _tampered_lab(lab):
     out = []
     for index, cell in enumerate(nb.cells):
         if cell.id in solved:
-            cell = copy.deepcopy(by_id[cell.id])  # the student's own correct answer
+            cell = copy.deepcopy(by_id[cell.id])  # the student's own answer
+            cell.source = solved[cell.id] or cell.source
         elif cell.id == "parameters":  # edited: had it run, the names cells would fail and earn nothing
             cell = copy.deepcopy(cell)
             cell.source = 'TARGET = "nowhere"'
@@ -358,7 +370,9 @@ def test_tampered_lab_earns_only_what_it_solved(runs, lab):
     passed = [c["id"] for c in report.checks if c["passed"]]
     assert passed == earned, json.dumps(report.checks, indent=1)
     assert report.score == sum(c["points"] for c in report.checks if c["id"] in earned)
-    assert any("is not in the notebook" in note for note in report.notes), report.notes
+    solution = _solution(lab)
+    if [c for c in solution.cells if cells.is_answer(c) and c.id not in SOLVED_FOR_REAL[lab][0]]:
+        assert any("is not in the notebook" in note for note in report.notes), report.notes  # one was deleted
     if lab in WITHOUT_KUBECTL:  # every check that needs kubectl is skipped with kubectl's reason, none fails
         needs_kubectl = [c for c in report.checks if c["skipped"]]
         assert needs_kubectl and all("kubectl not found on PATH" in c["message"] for c in needs_kubectl), \
@@ -435,6 +449,8 @@ def test_the_tamper_edits_are_real():
         for cell_id, source in CHEATS[lab].sources.items():
             assert next(c for c in cheating.cells if c.id == cell_id).source == source
     assert "AS builder" not in CHEATS["01"].sources["final-dockerfile"]
+    assert "AS builder" in FINAL_WITHOUT_HEALTHCHECK and "USER app" in FINAL_WITHOUT_HEALTHCHECK
+    assert "HEALTHCHECK" not in FINAL_WITHOUT_HEALTHCHECK and "healthcheck" not in FINAL_WITHOUT_HEALTHCHECK
     assert 'CMD ["true"]' in CHEATS["01"].sources["final-dockerfile"]
     assert 'test: ["CMD", "true"]' in CHEATS["02"].sources["compose-file"]
     path = _path_without_kubectl(Path(tempfile.mkdtemp(prefix="labkit-nokube-")))

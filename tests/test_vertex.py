@@ -163,8 +163,12 @@ def test_contract_report_passes_for_the_app_and_fails_for_a_hard_coded_port(app_
 
 @pytest.mark.docker
 @needs_docker
-def test_the_sdk_local_endpoint_predicts_and_leaves_no_container(app_image, model_dir, caplog):
+def test_the_sdk_local_endpoint_predicts_and_leaves_only_a_stopped_container_that_cleanup_removes(
+        app_image, model_dir, caplog):
+    import time
+
     import docker.errors
+    since = time.time() - 1
     with vertex.local_endpoint(app_image, lab=LAB, model_dir=model_dir) as endpoint:
         container_id = endpoint.container.id
         assert endpoint.run_health_check().status_code == 200
@@ -174,7 +178,11 @@ def test_the_sdk_local_endpoint_predicts_and_leaves_no_container(app_image, mode
         with caplog.at_level("INFO"):
             endpoint.print_container_logs(show_all=True)
     assert "listening" in caplog.text  # the SDK logs the container's output
-    with pytest.raises(docker.errors.NotFound):  # removed, not only stopped
+    [opened] = vertex.local_endpoint_containers(LAB, since=since)  # named for the lab, stopped, its log kept
+    assert opened.id == container_id and opened.status == "exited"
+    assert serving.rows_digest(serving.IRIS_ROWS) in serving.predicted_digests(opened.logs().decode())
+    assert dockerlab.cleanup(LAB, show=False)["containers"] >= 1
+    with pytest.raises(docker.errors.NotFound):
         dockerlab.client().containers.get(container_id)
     with pytest.raises(vertex.VertexError, match="does not exist locally"):
         vertex.local_endpoint(f"labkit/{LAB}-nope:v9", lab=LAB)
