@@ -228,11 +228,11 @@ def grade(notebook: Path, *, parameters: dict | None = None, timeout: int = 900,
     dockerlab.prune_stale_images(lab)
     with tempfile.TemporaryDirectory(prefix=f"labkit-grade-{lab}-") as workdir, \
             contextlib.ExitStack() as services:
-        private = Path(tempfile.mkdtemp(prefix="labkit-checker-"))
-        services.callback(lambda: _remove_tree(private))
+        private = Path(services.enter_context(tempfile.TemporaryDirectory(prefix="labkit-checker-")))
         shared_env, checker_env = _start_services(needs.services, lab, private, services)
-        run_env = {"LABKIT_RUN_ID": spend.new_run_id(), "LABKIT_GRADED": "1", **shared_env}
-        base = {**{k: v for k, v in os.environ.items() if k != "LABKIT_STRICT"}, **(environment or {})}
+        run_env = {spend.RUN_ID_ENV: spend.new_run_id(), **shared_env}
+        # The grader's own LABKIT_* settings (strict mode, another run's services) are not the kernels'.
+        base = {**{k: v for k, v in os.environ.items() if not k.startswith("LABKIT_")}, **(environment or {})}
         source = Path(workdir) / notebook.name
         output = Path(executed_path or Path(workdir) / f"executed-{notebook.name}")
         nbformat.write(prepared.notebook, source)
@@ -279,20 +279,17 @@ def _start_services(names, lab: str, private: Path, stack: contextlib.ExitStack)
         from . import emulators
 
         recording = private / "moto-requests.jsonl"
-        moto = emulators.start_moto(show=False, recording=recording)
+        moto = emulators.start_moto(emulators.free_port(None), show=False, recording=recording)  # never attach
         stack.callback(moto.stop)
         shared[emulators.MOTO_URL_ENV] = moto.url
         checker[emulators.MOTO_RECORDING_ENV] = str(recording)
     if "vertex-standin" in names:
         from . import vertex
 
-        standin = vertex.start_standin(lab, show=False)
+        from .emulators import free_port
+
+        standin = vertex.start_standin(lab, free_port(None), show=False)
         stack.callback(standin.stop)
         shared[vertex.STANDIN_URL_ENV] = standin.url
     return shared, checker
 
-
-def _remove_tree(path: Path) -> None:
-    import shutil
-
-    shutil.rmtree(path, ignore_errors=True)

@@ -14,8 +14,9 @@ assertions about it:
   return the reference, a cleanup patched away) and the mistakes a weak check missed (a health
   check that checks nothing): exactly the checks they aim at fail.
 
-The runs go three at a time (LABKIT_TEST_GRADERS), never two of one lab (which also shows that labs graded at once
-leave each other alone); the last test checks that nothing is left behind.
+The runs go three at a time (LABKIT_TEST_GRADERS), never two of one lab nor lab 03 (a swarm) beside
+lab 02 (Compose): which also shows that other labs graded at once leave each other alone. The last
+test checks that nothing is left behind.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_output
 
-from labkit import build, capabilities, cells, dockerlab, grade, paths, probes
+from labkit import build, capabilities, cells, dockerlab, grade, paths, probes, syllabus
 from labkit.checks import MIME_TYPE
 
 pytestmark = [pytest.mark.docker, pytest.mark.notebook,
@@ -254,7 +255,8 @@ def _path_without_kubectl(folder: Path) -> str:
 
 class Runs:
     """Every graded run of the session, started together on first use and graded WORKERS at a
-    time, never two of one lab at once (their names and labels are the lab's)."""
+    time, never two of one lab at once (their names and labels are the lab's), nor two labs that
+    syllabus.can_run_together says must not share the engine."""
 
     ORDER = ("05", "02", "01", "03", "06", "00")  # the longest labs first
 
@@ -273,7 +275,7 @@ class Runs:
         while True:
             with self.lock:
                 while True:
-                    ready = [j for j in self.jobs if j[0] not in self.busy]
+                    ready = [j for j in self.jobs if all(syllabus.can_run_together(j[0], b) for b in self.busy)]
                     if ready or not self.jobs:
                         break
                     self.lock.wait()
