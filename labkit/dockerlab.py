@@ -428,9 +428,11 @@ def running(ref: str, *, lab: str, name: str | None = None, **kwargs):
 def host_port(container, port: int | str) -> int:
     container.reload()
     key = f"{port}/tcp" if "/" not in str(port) else str(port)
-    bindings = container.attrs["NetworkSettings"]["Ports"].get(key)
+    bindings = (container.attrs["NetworkSettings"].get("Ports") or {}).get(key)
     if not bindings:
-        raise AssertionError(f"container {container.name} publishes no port {port}")
+        state = container.attrs["State"]
+        raise AssertionError(f"container {container.name} publishes no port {port} (it is {state.get('Status')}, "
+                             f"restarted {container.attrs.get('RestartCount')} times, started {state.get('StartedAt')})")
     return int(bindings[0]["HostPort"])
 
 
