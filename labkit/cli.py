@@ -9,7 +9,7 @@ from pathlib import Path
 
 
 def _build(args) -> int:
-    from .build import HasStudentWork, build
+    from .course.build import HasStudentWork, build
 
     try:
         stale = build(check_only=args.check, force=args.force)
@@ -28,7 +28,7 @@ def _grade(args) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from .grade import GradingError, grade, parse_value
+    from .course.grade import GradingError, grade, parse_value
 
     parameters = {name: parse_value(value) for name, value in args.parameter or []}
     executed = None
@@ -63,7 +63,7 @@ def _grade(args) -> int:
 
 def jupyter_argv(port: int, extra: list[str]) -> list[str]:
     """How `make lab` starts JupyterLab: on labs/, bound to localhost, with this Python's kernel."""
-    from .paths import LABS
+    from .core.paths import LABS
 
     import os
 
@@ -82,13 +82,13 @@ def _lab(args) -> int:
 
 
 def _doctor(args) -> int:
-    from .doctor import run_doctor
+    from .machine.doctor import run_doctor
 
     return run_doctor()
 
 
 def _images(args) -> int:
-    from .images import ImagesError, ensure_base_images
+    from .machine.images import ImagesError, ensure_base_images
 
     try:
         ensure_base_images(force=args.force)
@@ -99,7 +99,7 @@ def _images(args) -> int:
 
 
 def _clean(args) -> int:
-    from . import dockerlab
+    from .tools import dockerlab
 
     try:
         dockerlab.client()
@@ -115,7 +115,7 @@ def _clean(args) -> int:
 
 def _sweep(args) -> int:
     """List (or delete) what labs left on a real account, found by the labkit-lab tag/label."""
-    from . import probes
+    from .machine import probes
 
     if not (args.aws or args.gcp):
         print("labkit sweep: say where: --aws, --gcp or both", file=sys.stderr)
@@ -133,11 +133,11 @@ def _sweep(args) -> int:
         if cloud == "aws":
             import boto3
 
-            from . import aws
+            from .cloud import aws
             leftovers = aws.sweep(session=boto3.Session(region_name=args.region) if args.region else None,
                                   delete=args.delete, lab=args.lab)
         else:
-            from . import vertex
+            from .cloud import vertex
             try:
                 leftovers = vertex.sweep(delete=args.delete, lab=args.lab, project=args.project,
                                          **({"location": args.region} if args.region else {}))

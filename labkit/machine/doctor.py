@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from rich.console import Console
 from rich.text import Text
 
-from labkit import capabilities, probes
+from . import capabilities, probes
 
 OK, WARN, MISSING, OPTIONAL = "OK", "WARN", "MISSING", "optional"
 LOW_DISK_BYTES = 10 * 10**9

@@ -16,7 +16,7 @@ import traceback
 from dataclasses import asdict, dataclass
 from typing import Callable
 
-from . import capabilities
+from ..machine import capabilities
 
 MIME_TYPE = "application/vnd.labkit.check+json"
 CHECK_ID = re.compile(r"^\d\d\.[a-z0-9][a-z0-9-]*$")

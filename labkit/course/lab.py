@@ -19,7 +19,10 @@ from pathlib import Path
 
 import nbformat
 
-from . import capabilities, dockerlab, paths, syllabus
+from ..core import paths
+from ..machine import capabilities
+from ..tools import dockerlab
+from . import syllabus
 
 #: What ``copy_app`` leaves out of the sample app: caches, and the answers of lab 01.
 APP_IGNORE = ("__pycache__", ".pytest_cache", "*.pyc", ".dockerignore", "Dockerfile*")

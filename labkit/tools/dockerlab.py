@@ -30,7 +30,7 @@ import docker
 import docker.errors
 from docker.utils.build import exclude_paths
 
-from . import probes
+from ..machine import probes
 
 LABEL = "labkit.lab"
 RUN_LABEL = "labkit.run"

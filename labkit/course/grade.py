@@ -27,7 +27,11 @@ from pathlib import Path
 
 import nbformat
 
-from . import capabilities, cells, dockerlab, paths, spend, syllabus
+from ..cloud import spend
+from ..core import paths
+from ..machine import capabilities
+from ..tools import dockerlab
+from . import cells, syllabus
 from .checks import MIME_TYPE
 
 
@@ -276,7 +280,7 @@ def _start_services(names, lab: str, private: Path, stack: contextlib.ExitStack)
     """Start the services the lab talks to; (environment for both kernels, for the checks' only)."""
     shared, checker = {}, {}
     if "moto" in names:
-        from . import emulators
+        from ..cloud import emulators
 
         recording = private / "moto-requests.jsonl"
         moto = emulators.start_moto(emulators.free_port(None), show=False, recording=recording)  # never attach
@@ -284,9 +288,9 @@ def _start_services(names, lab: str, private: Path, stack: contextlib.ExitStack)
         shared[emulators.MOTO_URL_ENV] = moto.url
         checker[emulators.MOTO_RECORDING_ENV] = str(recording)
     if "vertex-standin" in names:
-        from . import vertex
+        from ..cloud import vertex
 
-        from .emulators import free_port
+        from ..cloud.emulators import free_port
 
         standin = vertex.start_standin(lab, free_port(None), show=False)
         stack.callback(standin.stop)

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import yaml
 
-from . import commands, dockerlab, probes
+from ..machine import probes
+from . import commands, dockerlab
 
 
 class ComposeError(commands.CommandError):

@@ -59,7 +59,7 @@ __all__ = [
 ]
 
 #: Where the stand-in recipes live (Dockerfiles, package lists, rootfs-setup.sh).
-RECIPES_DIR = Path(__file__).resolve().parent.parent / "environments" / "base-images"
+RECIPES_DIR = Path(__file__).resolve().parents[2] / "environments" / "base-images"
 
 #: Bump when the Python side of the rootfs build changes in a way that changes content.
 _ROOTFS_FORMAT = 1

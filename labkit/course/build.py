@@ -14,7 +14,7 @@ from pathlib import Path
 
 import nbformat
 
-from . import paths
+from ..core import paths
 from .cells import SOLUTION
 
 CODE_STUB = "# YOUR CODE HERE\nraise NotImplementedError()\n"

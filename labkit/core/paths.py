@@ -7,7 +7,7 @@ from pathlib import Path
 
 import nbformat
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 SOLUTIONS = REPO / "solutions"
 LABS = REPO / "labs"
 ENVIRONMENTS = REPO / "environments"

@@ -22,9 +22,10 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import contract, dockerlab
-from .contract import Requirement
-from .serving import IRIS_CLASSES, IRIS_ROWS
+from ..serving import contract
+from ..serving.app import IRIS_CLASSES, IRIS_ROWS
+from ..serving.contract import Requirement
+from ..tools import dockerlab
 
 PORT = 8080
 PING_TIMEOUT_S = 2.0

@@ -21,9 +21,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from . import dockerlab, emulators, paths, probes, serving, spend
-from . import contract
-from .contract import Requirement
+from ..core import paths
+from ..machine import probes
+from ..serving import app as serving
+from ..serving import contract
+from ..serving.contract import Requirement
+from ..tools import dockerlab
+from . import emulators, spend
 
 STANDIN_SCRIPT = paths.ENVIRONMENTS / "vertex" / "standin.py"
 STANDIN_URL_ENV = "LABKIT_VERTEX_URL"  # the stand-in ``labkit grade`` runs for the lab

@@ -47,7 +47,8 @@ def predict(target: int | str, rows: list = IRIS_ROWS, *, timeout: float = 10) -
 def wait_ready(container, port: int = 8080, *, timeout: float = 60) -> int:
     """Wait until the server in ``container`` answers ``/readyz`` with 200 (its model is loaded);
     returns the host port. Only the server's own answer counts, not Docker's health status."""
-    from . import contract, dockerlab
+    from . import contract
+    from ..tools import dockerlab
 
     host = dockerlab.host_port(container, port)
     if contract.first_ok(contract.poll(host, "/readyz", until=timeout)) is None:
@@ -61,7 +62,7 @@ def wait_ready(container, port: int = 8080, *, timeout: float = 60) -> int:
 def train(image: str, out: str | Path, *, lab: str) -> Path:
     """Train the model with ``image``'s own ``train`` command into the host folder ``out`` (made
     writable for the image's non-root user); raises with the container's output if it fails."""
-    from . import dockerlab
+    from ..tools import dockerlab
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

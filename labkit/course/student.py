@@ -17,7 +17,7 @@ import os
 import socket
 import threading
 
-from .secretscan import forms, redact
+from ..tools.secretscan import forms, redact
 
 BRIDGE_ENV = "LABKIT_BRIDGE"
 CALL_TIMEOUT_S = 120

@@ -26,7 +26,8 @@ from typing import Iterable
 
 import yaml
 
-from . import commands, paths
+from ..core import paths
+from . import commands
 
 #: The Kubernetes version manifests are validated against (kind's node image pins the same minor).
 KUBERNETES_VERSION = "1.31"

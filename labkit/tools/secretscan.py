@@ -162,7 +162,7 @@ def _search_stream(stream, needles: dict[bytes, str]) -> Iterator[tuple[str, byt
 
 def _base_layer_count(ref: str, diff_ids: list[str]) -> int:
     """How many of the image's layers come from one of the lab base images."""
-    from .images import BASE_IMAGES
+    from ..machine.images import BASE_IMAGES
     best = 0
     for name in BASE_IMAGES:
         try:

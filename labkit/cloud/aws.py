@@ -29,7 +29,8 @@ from pathlib import Path
 import boto3
 from botocore.exceptions import ClientError
 
-from . import emulators, probes, spend
+from ..machine import probes
+from . import emulators, spend
 
 SAGEMAKER_NAME_MAX = 63
 SETTLING = ("Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting")
@@ -169,7 +170,7 @@ class Target:
         repository (with ``push=False``: the URI it was pushed to, for a check)."""
         if self.kind == "emulator":
             return local_image
-        from . import dockerlab
+        from ..tools import dockerlab
         repo_part, _, tag = local_image.rpartition(":") if ":" in local_image.split("/")[-1] else (local_image, "", "")
         tag = tag or "latest"
         ecr = self.client("ecr")

@@ -1,0 +1,10 @@
+"""The sample model server as the labs talk to it (``from labkit import serving``): known and
+fresh inputs, their answers, one prediction call, readiness, training (app); the HTTP
+serving contracts' requirements and timed probes (contract); a bounded local load (load).
+Imports labkit.core, labkit.machine and labkit.tools."""
+
+from .app import (IRIS_CLASSES, IRIS_ROWS, predict, predicted_digests, random_rows, rows_digest, train,
+                  wait_ready)
+
+__all__ = ["IRIS_CLASSES", "IRIS_ROWS", "predict", "predicted_digests", "random_rows", "rows_digest", "train",
+           "wait_ready"]

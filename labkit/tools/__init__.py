@@ -1,0 +1,4 @@
+"""The tools a lab drives, as the labs and checks use them: the Docker engine (dockerlab),
+Compose (compose), kubectl and kind (k8s), any command line with bounded time (commands),
+hadolint (lint), the layer scanner for secrets (secretscan) and the charts of what they
+measured (plots). Imports labkit.core and labkit.machine."""
