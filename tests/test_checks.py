@@ -4,6 +4,7 @@ import pytest
 
 from labkit import checks
 from labkit.checks import RESULTS, CheckFailed, check, skip
+from labkit.core.errors import RequirementNotMet, TimedOut
 
 
 def test_pass_fail_and_student_errors_become_records(monkeypatch, capsys):
@@ -26,6 +27,17 @@ def test_pass_fail_and_student_errors_become_records(monkeypatch, capsys):
 
     check("01.assert", 1, wrong, hint="h")
     assert RESULTS["01.assert"].message == "one is not two"
+
+    def unmet():  # what tool code raises for a requirement: the same failure, its message alone
+        raise RequirementNotMet("no port 8080 is published")
+
+    def late():
+        raise TimedOut("container x to be healthy: not within 5s")
+
+    check("01.unmet", 1, unmet, hint="h")
+    check("01.late", 1, late, hint="h")
+    assert RESULTS["01.unmet"].message == "no port 8080 is published" and not RESULTS["01.unmet"].passed
+    assert RESULTS["01.late"].message.startswith("container x") and not RESULTS["01.late"].passed
     out = capsys.readouterr().out
     assert "[PASS] 01.ok 2/2" in out and "[FAIL] 01.false 0/2" in out and "hint: try X" in out
 

@@ -16,6 +16,7 @@ import traceback
 from dataclasses import asdict, dataclass
 from typing import Callable
 
+from ..core.errors import RequirementNotMet, TimedOut
 from ..machine import capabilities
 
 MIME_TYPE = "application/vnd.labkit.check+json"
@@ -66,9 +67,9 @@ def check(
 ) -> None:
     """Run ``test`` and show the outcome; the result is kept in :data:`RESULTS`.
 
-    ``test`` passes by returning anything but ``False``; an ``AssertionError`` (or a
-    ``False`` return) fails it with its message, any other exception fails it with the
-    exception's type and text. ``needs`` names the optional capabilities the check uses
+    ``test`` passes by returning anything but ``False``; an ``AssertionError``, a
+    ``RequirementNotMet`` or a ``TimedOut`` from labkit's tools (or a ``False`` return) fails it
+    with its message, any other exception fails it with the exception's type and text. ``needs`` names the optional capabilities the check uses
     (:mod:`labkit.capabilities`: "kind", "kubectl", "buildkit"…): when one is absent the
     check is skipped with its probe's reason.
     """
@@ -84,7 +85,7 @@ def check(
         result = CheckResult(id, points, points, True, False, "")
     except Skip as exc:
         result = CheckResult(id, points, 0, False, True, str(exc))
-    except AssertionError as exc:
+    except (AssertionError, RequirementNotMet, TimedOut) as exc:
         result = CheckResult(id, points, 0, False, False, str(exc) or "assertion failed")
     except Exception as exc:  # student errors become a failed check, never a crash
         frames = traceback.extract_tb(exc.__traceback__)
