@@ -17,6 +17,9 @@ from rich.console import Console
 
 from labkit import images
 from labkit.images import BASE_IMAGES, RECIPES_DIR, ImagesError
+from labkit.machine.images import ensure
+from labkit.machine.images.builder import Builder
+from labkit.machine.images.progress import Progress
 
 QUIET = Console(quiet=True)
 
@@ -107,7 +110,7 @@ def test_image_state_decides_what_to_rebuild():
 
 def test_cache_files_are_keyed_by_name_arch_and_recipe(tmp_path, monkeypatch):
     monkeypatch.setenv("LABKIT_CACHE_DIR", str(tmp_path))
-    builder = images._Builder(None, images._Progress(QUIET), force=False)
+    builder = Builder(None, Progress(QUIET), force=False)
     slim, full = BASE_IMAGES["python:3.11-slim"], BASE_IMAGES["python:3.11"]
     slim_files = builder.rootfs_files(slim, images.rootfs_key(slim))
     full_files = builder.rootfs_files(full, images.rootfs_key(full))
@@ -123,7 +126,7 @@ def test_cache_files_are_keyed_by_name_arch_and_recipe(tmp_path, monkeypatch):
     tar.write_bytes(b"")
     meta.write_text("{}")
     assert builder.cached(tar, meta)
-    forced = images._Builder(None, images._Progress(QUIET), force=True)
+    forced = Builder(None, Progress(QUIET), force=True)
     assert not forced.cached(tar, meta)
     forced.made.update((tar, meta))
     assert forced.cached(tar, meta)
@@ -231,7 +234,7 @@ class _FakeClient:
 
 
 def _decide(monkeypatch, tmp_path, attrs, *, pull=None, build=None, force=False):
-    """Run _ensure_one's decision logic with a fake engine, pull and build."""
+    """Run ensure_one's decision logic with a fake engine, pull and build."""
     monkeypatch.setenv("LABKIT_CACHE_DIR", str(tmp_path))
     client = _FakeClient(attrs)
     calls = []
@@ -248,12 +251,12 @@ def _decide(monkeypatch, tmp_path, attrs, *, pull=None, build=None, force=False)
             raise build
         return build
 
-    monkeypatch.setattr(images, "_try_pull", fake_pull)
-    monkeypatch.setattr(images._Builder, "build", fake_build)
-    progress = images._Progress(QUIET)
-    builder = images._Builder(client, progress, force=force)
+    monkeypatch.setattr(ensure, "try_pull", fake_pull)  # the global ensure_one reads
+    monkeypatch.setattr(Builder, "build", fake_build)
+    progress = Progress(QUIET)
+    builder = Builder(client, progress, force=force)
     image = BASE_IMAGES["python:3.11-slim"]
-    return images._ensure_one(client, image, progress, builder, force=force), calls
+    return ensure.ensure_one(client, image, progress, builder, force=force), calls
 
 
 def test_decisions_without_docker(monkeypatch, tmp_path):
