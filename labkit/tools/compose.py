@@ -1,9 +1,9 @@
 """Docker Compose for the labs, with either ``docker compose`` (v2) or ``docker-compose`` (v1).
 
 A lab's compose project is named ``labkit-<NN>-<name>``; :func:`down` removes its
-containers, networks and volumes, and ``dockerlab.cleanup(NN)`` finds what a project
-left behind through the :data:`labkit.core.labels.LAB` label its compose file puts on every service,
-network and volume.
+containers, networks and volumes, and ``dockerlab.cleanup(NN)`` finds what a project left
+behind through the :data:`labkit.core.labels.LAB` label its compose file puts on every
+service, network and volume.
 """
 
 from __future__ import annotations
