@@ -78,3 +78,16 @@ def test_score_table_totals_what_ran():
     results = {"01.a": checks.CheckResult("01.a", 2, 2, True, False, ""),
                "01.b": checks.CheckResult("01.b", 3, 0, False, False, "x")}
     assert "2/5" in checks.score_table(results)
+
+
+def test_labkits_errors_share_one_base_and_keep_the_bases_callers_catch():
+    from labkit import build, capabilities, commands, compose, grade, k8s, paths, student
+    from labkit.core.errors import LabkitError
+
+    kept = {commands.CommandError: RuntimeError, compose.ComposeError: commands.CommandError,
+            k8s.K8sError: commands.CommandError, paths.LabNotFound: LookupError,
+            capabilities.UnknownCapability: KeyError, grade.GradingError: RuntimeError,
+            build.HasStudentWork: RuntimeError, student.StudentCodeError: AssertionError, CheckFailed: AssertionError}
+    for error, base in kept.items():
+        assert issubclass(error, LabkitError) and issubclass(error, base), error
+    assert not issubclass(checks.Skip, LabkitError)  # a skip is no error: `except LabkitError` must let it pass

@@ -11,6 +11,8 @@ import pytest
 import yaml
 
 from labkit import k8s, paths
+from labkit.core import labels
+from labkit.core.errors import RequirementNotMet
 
 K8S = paths.ENVIRONMENTS / "k8s" / "app"
 needs_kubectl = pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl not on PATH")
@@ -76,7 +78,7 @@ def test_schema_errors_name_the_object_and_path():
 def test_unknown_kind_and_non_objects():
     assert "has no Widget" in k8s.validate([{"apiVersion": "v1", "kind": "Widget", "metadata": {"name": "w"}}])[0]
     assert "not a Kubernetes object" in k8s.validate([{"name": "x"}])[0]
-    with pytest.raises(AssertionError, match="not a Kubernetes object"):
+    with pytest.raises(RequirementNotMet, match="not a Kubernetes object"):
         k8s.documents("- a\n- b\n")
     assert k8s.documents("---\n# nothing\n---\nkind: Service\n") == [{"kind": "Service"}]
 
@@ -137,7 +139,7 @@ def test_security_context_rules():
 
 def test_workload_and_yaml_lines(tmp_path):
     assert k8s.workload([DEPLOYMENT, SERVICE])["metadata"]["name"] == "web"
-    with pytest.raises(AssertionError, match="expected one Deployment"):
+    with pytest.raises(RequirementNotMet, match="expected one Deployment"):
         k8s.workload([SERVICE])
     f = tmp_path / "a.yaml"
     f.write_text("# comment\n\na: 1\n---\nb:\n  - 2\n")
@@ -151,7 +153,7 @@ def test_reference_manifests_render_validate_and_lint(overlay):
     assert {d["kind"] for d in docs} == {"Namespace", "Deployment", "Service"}
     assert k8s.validate(docs) == []
     assert k8s.lint(docs) == []
-    assert all(d["metadata"]["labels"]["labkit.lab"] == "02" for d in docs)
+    assert all(d["metadata"]["labels"][labels.LAB] == "02" for d in docs)
 
 
 @needs_kubectl
@@ -162,11 +164,11 @@ def test_overlays_differ_in_replicas_and_resources():
 
 
 @needs_kubectl
-def test_render_errors_are_assertions(tmp_path):
-    with pytest.raises(AssertionError, match="no kustomization.yaml"):
+def test_render_errors_are_unmet_requirements(tmp_path):
+    with pytest.raises(RequirementNotMet, match="no kustomization.yaml"):
         k8s.render(tmp_path)
     (tmp_path / "kustomization.yaml").write_text("resources: [missing.yaml]\n")
-    with pytest.raises(AssertionError, match="kubectl kustomize"):
+    with pytest.raises(RequirementNotMet, match="kubectl kustomize"):
         k8s.render(tmp_path)
 
 
@@ -197,3 +199,24 @@ def test_load_image_refuses_latest():
         k8s.load_image("labkit/02-app:latest")
     with pytest.raises(k8s.K8sError, match="never :latest"):
         k8s.load_image("labkit/02-app")
+
+
+def _pod(name: str, ready: bool, deleting: bool = False) -> dict:
+    metadata = {"name": name, **({"deletionTimestamp": "2026-01-01T00:00:00Z"} if deleting else {})}
+    return {"metadata": metadata, "status": {"phase": "Running",
+                                             "containerStatuses": [{"ready": ready, "restartCount": 0}]}}
+
+
+def test_wait_pods_waits_for_exactly_count_ready_pods_none_being_deleted(monkeypatch):
+    looks = iter([[_pod("old", True, deleting=True), _pod("new", False)], [_pod("new", True)]])
+    monkeypatch.setattr(k8s, "pods", lambda selector, **kwargs: next(looks))
+    assert [p["name"] for p in k8s.wait_pods("app=web", 1, timeout=10)] == ["new"]
+    monkeypatch.setattr(k8s, "pods", lambda selector, **kwargs: [])
+    assert k8s.wait_pods("app=web", 0, timeout=10) == []  # no pods is an answer when none are wanted
+    monkeypatch.setattr(k8s, "pods", lambda selector, **kwargs: [_pod("new", False)])
+    with pytest.raises(RequirementNotMet, match=r"exactly 1 ready pod\(s\) matching app=web: not within 0.2s "
+                                                r"\(pods seen: \[\{'name': 'new', 'phase': 'Running', 'ready': False"):
+        k8s.wait_pods("app=web", 1, timeout=0.2)
+    monkeypatch.setattr(k8s, "pods", lambda selector, **kwargs: [_pod("new", True)])
+    with pytest.raises(RequirementNotMet, match="not within"):  # and the caller's own condition must hold
+        k8s.wait_pods("app=web", 1, timeout=0.2, condition=lambda live: live[0]["restarts"] > 0)

@@ -4,7 +4,7 @@ import json
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
-from labkit import serving
+from labkit import paths, serving
 
 
 def test_predict_posts_instances_and_returns_the_replica():
@@ -39,7 +39,7 @@ def test_the_digest_is_the_one_the_model_server_logs():
     import logging
     import sys
 
-    sys.path.insert(0, str(__import__("labkit").paths.APP))
+    sys.path.insert(0, str(paths.APP))
     try:
         from model_server.model import rows_digest
     finally:
@@ -51,3 +51,45 @@ def test_the_digest_is_the_one_the_model_server_logs():
     line = logging.Formatter("%(message)s").format(logging.makeLogRecord(
         {"msg": "predicted %d rows %s", "args": (5, rows_digest(rows))}))
     assert serving.predicted_digests(f"ts INFO {line}\nts INFO POST /predict 200") == {serving.rows_digest(rows)}
+
+
+def test_wait_ready_waits_for_the_servers_own_200_and_says_why_none_came():
+    import pytest
+
+    from labkit.core.errors import RequirementNotMet
+
+    answers = [503, 200]
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(answers.pop(0) if len(answers) > 1 else answers[0])
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    class Container:  # what wait_ready reads of a Docker SDK container
+        name, status = "app", "running"
+
+        def __init__(self, port):
+            self.attrs = {"State": {"Status": "running"}, "RestartCount": 0,
+                          "NetworkSettings": {"Ports": {"8080/tcp": [{"HostIp": "127.0.0.1", "HostPort": str(port)}]}}}
+
+        def reload(self):
+            pass
+
+        def logs(self, tail):
+            return b"loading model\n"
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        port = server.server_address[1]
+        assert serving.wait_ready(Container(port), timeout=10) == port and answers == [200]
+        answers[:] = [503]
+        with pytest.raises(RequirementNotMet, match=r"^a 200 from /readyz on port 8080: not within 0.3s \(the "
+                                                    r"container is running; last log lines:\nloading model\)$"):
+            serving.wait_ready(Container(port), timeout=0.3)
+    finally:
+        server.shutdown()

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import nbformat
 
+from .errors import LabkitError
+
 REPO = Path(__file__).resolve().parents[2]
 SOLUTIONS = REPO / "solutions"
 LABS = REPO / "labs"
@@ -16,8 +18,8 @@ APP = ENVIRONMENTS / "app"
 _LAB_FILE = re.compile(r"^(\d\d)_[a-z0-9_]+\.ipynb$")
 
 
-class LabNotFound(LookupError):
-    pass
+class LabNotFound(LabkitError, LookupError):
+    """No lab of that number, or a notebook that names no lab."""
 
 
 def lab_of(path: Path, nb: nbformat.NotebookNode | None = None) -> str:

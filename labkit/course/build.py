@@ -15,6 +15,7 @@ from pathlib import Path
 import nbformat
 
 from ..core import paths
+from ..core.errors import LabkitError
 from .cells import SOLUTION
 
 CODE_STUB = "# YOUR CODE HERE\nraise NotImplementedError()\n"
@@ -67,7 +68,7 @@ def render(solution_path: Path) -> str:
     return nbformat.writes(student_notebook(nb)) + "\n"
 
 
-class HasStudentWork(RuntimeError):
+class HasStudentWork(LabkitError, RuntimeError):
     """A lab notebook has been run (it has outputs): rebuilding would lose that work."""
 
 

@@ -16,19 +16,21 @@ import traceback
 from dataclasses import asdict, dataclass
 from typing import Callable
 
-from ..core.errors import RequirementNotMet, TimedOut
+from ..core.errors import LabkitError, RequirementNotMet, TimedOut
 from ..machine import capabilities
 
 MIME_TYPE = "application/vnd.labkit.check+json"
 CHECK_ID = re.compile(r"^\d\d\.[a-z0-9][a-z0-9-]*$")
 
 
-class CheckFailed(AssertionError):
-    """Raised by a failed check when ``LABKIT_STRICT=1``."""
+class CheckFailed(LabkitError, AssertionError):
+    """Raised by a failed check when ``LABKIT_STRICT=1`` (an AssertionError, as nbval expects a
+    failing cell's to be)."""
 
 
 class Skip(Exception):
-    """Raised by a test when a probe found that its environment is absent."""
+    """Raised by a test when a probe found that its environment is absent. Not a LabkitError: a
+    skip is no error, and an ``except LabkitError`` in a check's test must not swallow it."""
 
 
 @dataclass

@@ -29,13 +29,14 @@ import nbformat
 
 from ..cloud import spend
 from ..core import paths
+from ..core.errors import LabkitError
 from ..machine import capabilities
 from ..tools import dockerlab
 from . import cells, syllabus
 from .checks import MIME_TYPE
 
 
-class GradingError(RuntimeError):
+class GradingError(LabkitError, RuntimeError):
     """Grading itself could not run (not a low score)."""
 
 

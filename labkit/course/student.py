@@ -17,14 +17,16 @@ import os
 import socket
 import threading
 
+from ..core.errors import LabkitError
 from ..tools.secretscan import forms, redact
 
 BRIDGE_ENV = "LABKIT_BRIDGE"
 CALL_TIMEOUT_S = 120
 
 
-class StudentCodeError(AssertionError):
-    """The student's function is missing, raised, or returned something that is not data."""
+class StudentCodeError(LabkitError, AssertionError):
+    """The student's function is missing, raised, or returned something that is not data (an
+    AssertionError, so that a check that meets it fails with its message)."""
 
 
 def graded() -> bool:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+from ..core.errors import LabkitError
 from . import probes
 
 
@@ -56,8 +57,8 @@ TABLE: dict[str, Capability] = {c.name: c for c in (
 )}
 
 
-class UnknownCapability(KeyError):
-    pass
+class UnknownCapability(LabkitError, KeyError):
+    """A name the table does not have (a KeyError, as a missing key of the table is)."""
 
 
 def get(name: str) -> Capability:

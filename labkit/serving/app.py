@@ -11,6 +11,9 @@ import re
 import urllib.request
 from pathlib import Path
 
+from ..core.errors import RequirementNotMet
+from ..core.waiting import wait_until
+
 # Three Iris flowers, one of each class, and what the model must answer for them.
 IRIS_ROWS = [[5.1, 3.5, 1.4, 0.2], [5.9, 3.0, 4.2, 1.5], [6.7, 3.0, 5.2, 2.3]]
 IRIS_CLASSES = ["setosa", "versicolor", "virginica"]
@@ -51,11 +54,14 @@ def wait_ready(container, port: int = 8080, *, timeout: float = 60) -> int:
     from ..tools import dockerlab
 
     host = dockerlab.host_port(container, port)
-    if contract.first_ok(contract.poll(host, "/readyz", until=timeout)) is None:
+
+    def explain() -> str:
         container.reload()
         logs = container.logs(tail=10).decode(errors="replace").strip()
-        raise AssertionError(f"no 200 from /readyz on port {port} within {timeout:.0f}s (the container is "
-                             f"{container.status}); last log lines:\n{logs}")
+        return f"the container is {container.status}; last log lines:\n{logs}"
+
+    wait_until(lambda: contract.request(host, "GET", "/readyz", timeout=2.0).status == 200, timeout=timeout,
+               what=f"a 200 from /readyz on port {port}", error=RequirementNotMet, explain=explain)
     return host
 
 
@@ -70,5 +76,5 @@ def train(image: str, out: str | Path, *, lab: str) -> Path:
     code, output = dockerlab.run_output(image, ["train", "--out", "/out"], lab=lab, timeout=120,
                                         volumes={str(out): {"bind": "/out", "mode": "rw"}})
     if code != 0:
-        raise RuntimeError(f"training in {image} failed (exit code {code}):\n{output[-1000:]}")
+        raise dockerlab.DockerLabError(f"training in {image} failed (exit code {code}):\n{output[-1000:]}")
     return out

@@ -8,8 +8,10 @@ import shlex
 import subprocess
 from pathlib import Path
 
+from ..core.errors import LabkitError
 
-class CommandError(RuntimeError):
+
+class CommandError(LabkitError, RuntimeError):
     """A command is missing, timed out or failed; the message says which and shows its output."""
 
 

@@ -1,25 +1,29 @@
 """Docker Compose for the labs, with either ``docker compose`` (v2) or ``docker-compose`` (v1).
 
 A lab's compose project is named ``labkit-<NN>-<name>``; :func:`down` removes its
-containers, networks and volumes, and ``dockerlab.cleanup(NN)`` finds what a project
-left behind through the ``labkit.lab`` label its compose file puts on every service,
-network and volume.
+containers, networks and volumes, and ``dockerlab.cleanup(NN)`` finds what a project left
+behind through the :data:`labkit.core.labels.LAB` label its compose file puts on every
+service, network and volume.
 """
 
 from __future__ import annotations
 
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
+from ..core.errors import RequirementNotMet
+from ..core.names import slug
+from ..core.waiting import wait_until
 from ..machine import probes
 from . import commands, dockerlab
 
 
 class ComposeError(commands.CommandError):
-    pass
+    """A compose command is missing, timed out or failed."""
 
 
 def command() -> list[str]:
@@ -30,7 +34,8 @@ def command() -> list[str]:
 
 
 def project_name(lab: str, name: str) -> str:
-    return f"labkit-{lab}-{name}"
+    """``labkit-<lab>-<name>``, made a valid project name (lower case, digits, ``-`` and ``_``)."""
+    return slug(f"labkit-{lab}-{name}", keep="_")
 
 
 def run(project_dir: str | Path, project: str, *args: str, files: tuple[str, ...] = (),
@@ -55,7 +60,7 @@ def container(project: str, service: str):
     """The first replica of a service (by name), for a lab's cells and checks to act on."""
     found = sorted(containers(project, service), key=lambda c: c.name)
     if not found:
-        raise AssertionError(f"project {project} has no {service} container: run the `compose up` cell")
+        raise RequirementNotMet(f"project {project} has no {service} container: run the `compose up` cell")
     return found[0]
 
 
@@ -88,51 +93,87 @@ def wait_healthy(project: str, services: tuple[str, ...] | None = None, *, count
                  timeout: float = 90, show: bool = True) -> dict[str, list[str]]:
     """Wait until every container of the project (or of ``services``) is running and healthy
     (or running, for a service without a healthcheck), and each service in ``count`` has that
-    many containers. Returns {service: [container names]}; raises AssertionError with the states
-    seen and the last log lines of a failing container at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        found = containers(project)
+    many containers. Returns {service: [container names]}; raises RequirementNotMet with the
+    states seen and the last log lines of a failing container at the deadline, or after 5 s
+    when the project has no container at all (it was never started)."""
+    started, what, look = time.monotonic(), f"project {project} to be healthy", None
+
+    def healthy() -> dict[str, list[str]] | None:
+        nonlocal look
+        look = _Look.at(project, services, count)
+        if look.problem() is None:
+            return {s: sorted(c.name for c in look.by_service[s]) for s in look.wanted}
+        if not look.by_service and time.monotonic() - started > 5:
+            raise RequirementNotMet(f"{what}: {look.problem()} after 5s")
+        return None
+
+    ready = wait_until(healthy, timeout=timeout, every=0.5, what=what, error=RequirementNotMet,
+                       explain=lambda: look.problem() + look.last_logs())
+    if show:
+        print("healthy: " + ", ".join(sorted(look.states)))
+    return ready
+
+
+@dataclass
+class _Look:
+    """One look at a project's containers, against what :func:`wait_healthy` waits for."""
+    project: str
+    by_service: dict[str, list]
+    wanted: tuple[str, ...]
+    states: dict[str, str]
+    count: dict[str, int]
+
+    @classmethod
+    def at(cls, project: str, services: tuple[str, ...] | None, count: dict[str, int] | None) -> _Look:
         by_service: dict[str, list] = {}
-        for c in found:
+        for c in containers(project):
             by_service.setdefault(c.labels.get("com.docker.compose.service", "?"), []).append(c)
         wanted = services or tuple(by_service) or tuple(count or ())
         states = {c.name: dockerlab.health(c) for s in wanted for c in by_service.get(s, [])}
-        missing = [s for s in wanted if not by_service.get(s)]
-        short = {s: n for s, n in (count or {}).items() if len(by_service.get(s, [])) != n}
-        if found and not missing and not short and all(v in ("healthy", "none") for v in states.values()):
-            if show:
-                print("healthy: " + ", ".join(sorted(states)))
-            return {s: sorted(c.name for c in by_service[s]) for s in wanted}
-        if time.monotonic() > deadline or (not found and time.monotonic() > deadline - timeout + 5):
-            # (a project with no container at all after 5 s was never started: say so at once)
-            bad = [c for s in wanted for c in by_service.get(s, []) if states.get(c.name) not in ("healthy", "none")]
-            logs = ""
-            if bad:
-                logs = f"\nlast log lines of {bad[0].name}:\n" + bad[0].logs(tail=10).decode(errors="replace")
-            problem = (f"no containers in project {project}" if not found else
-                       f"no container of service(s) {missing}" if missing else
-                       f"replica counts {({s: len(by_service.get(s, [])) for s in short})}, wanted {short}"
-                       if short else f"states {states}")
-            waited = timeout if found else 5
-            raise AssertionError(f"project {project} not healthy after {waited:.0f}s: {problem}{logs}")
-        time.sleep(0.5)
+        return cls(project, by_service, wanted, states, count or {})
+
+    def problem(self) -> str | None:
+        """What is not as wanted yet; None when all is."""
+        missing = [s for s in self.wanted if not self.by_service.get(s)]
+        short = {s: n for s, n in self.count.items() if len(self.by_service.get(s, [])) != n}
+        if not self.by_service:
+            return f"no containers in project {self.project}"
+        if missing:
+            return f"no container of service(s) {missing}"
+        if short:
+            return f"replica counts {({s: len(self.by_service.get(s, [])) for s in short})}, wanted {short}"
+        if any(v not in ("healthy", "none") for v in self.states.values()):
+            return f"states {self.states}"
+        return None
+
+    def last_logs(self) -> str:
+        """The last log lines of the first container that is not healthy, if any."""
+        bad = [c for s in self.wanted for c in self.by_service.get(s, [])
+               if self.states[c.name] not in ("healthy", "none")]
+        if not bad:
+            return ""
+        return f"; last log lines of {bad[0].name}:\n" + bad[0].logs(tail=10).decode(errors="replace")
 
 
 def published_port(project: str, service: str, port: int, *, timeout: float = 10) -> int:
     """The host port a service's container publishes for ``port`` (its first running replica); a
     container the restart policy is bringing back gets its port again within ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
+    why = ""
+
+    def host_port() -> int | None:
+        nonlocal why
         found = [c for c in containers(project, service) if c.status == "running"]
+        if not found:
+            why = f"service {service} of project {project} has no running container"
+            return None
         try:
-            if not found:
-                raise AssertionError(f"service {service} of project {project} has no running container")
             return dockerlab.host_port(found[0], port)
-        except AssertionError:
-            if time.monotonic() > deadline:
-                raise
-        time.sleep(0.5)
+        except (RequirementNotMet, AssertionError) as exc:  # dockerlab's "publishes no port (it is …)"
+            why = str(exc)
+            return None
+
+    return wait_until(host_port, timeout=timeout, every=0.5, error=RequirementNotMet, explain=lambda: why,
+                      what=f"service {service} of project {project} to publish port {port}")
 
 
 def config(project_dir: str | Path, project: str, *, files: tuple[str, ...] = ()) -> dict:

@@ -27,6 +27,8 @@ from typing import Iterable
 import yaml
 
 from ..core import paths
+from ..core.errors import RequirementNotMet
+from ..core.waiting import wait_until
 from . import commands
 
 #: The Kubernetes version manifests are validated against (kind's node image pins the same minor).
@@ -126,16 +128,19 @@ def wait_pods(selector: str, count: int, *, namespace: str = "default", context:
               timeout: float = 120, condition=None) -> list[dict]:
     """Wait until exactly ``count`` pods match, all ready, none being deleted (and ``condition``
     holds for the summaries); returns the summaries."""
-    deadline = time.monotonic() + timeout
-    while True:
+    summaries: list[dict] = []
+
+    def settled() -> list[list[dict]] | None:
+        nonlocal summaries
         summaries = [pod_summary(p) for p in pods(selector, namespace=namespace, context=context)]
         live = [s for s in summaries if not s["deleting"]]
         if len(summaries) == count == len(live) and all(s["ready"] for s in live) \
                 and (condition is None or condition(live)):
-            return live
-        if time.monotonic() > deadline:
-            raise AssertionError(f"after {timeout:.0f}s, pods {selector}: {summaries} (wanted {count} ready)")
-        time.sleep(1)
+            return [live]  # in a list, as no pods (count 0) is an answer too
+        return None
+
+    return wait_until(settled, timeout=timeout, what=f"exactly {count} ready pod(s) matching {selector}",
+                      error=RequirementNotMet, explain=lambda: f"pods seen: {summaries}")[0]
 
 
 # ---------------------------------------------------------------- rendering
@@ -144,10 +149,10 @@ def render(directory: str | Path, *, timeout: float = 60) -> str:
     """``kubectl kustomize DIRECTORY``: the manifests a kustomization produces, as YAML."""
     directory = Path(directory)
     if not (directory / "kustomization.yaml").is_file():
-        raise AssertionError(f"{directory} has no kustomization.yaml")
+        raise RequirementNotMet(f"{directory} has no kustomization.yaml")
     done = _run(["kubectl", "kustomize", str(directory)], timeout=timeout, show=False, check=False)
     if done.returncode != 0:
-        raise AssertionError(f"`kubectl kustomize {directory}` failed: {done.stderr.strip()[-600:]}")
+        raise RequirementNotMet(f"`kubectl kustomize {directory}` failed: {done.stderr.strip()[-600:]}")
     return done.stdout
 
 
@@ -156,10 +161,10 @@ def documents(text: str) -> list[dict]:
     try:
         docs = [d for d in yaml.safe_load_all(text) if d is not None]
     except yaml.YAMLError as exc:
-        raise AssertionError(f"not valid YAML: {exc}") from None
+        raise RequirementNotMet(f"not valid YAML: {exc}") from None
     for d in docs:
         if not isinstance(d, dict):
-            raise AssertionError(f"a YAML document is a {type(d).__name__}, not a Kubernetes object")
+            raise RequirementNotMet(f"a YAML document is a {type(d).__name__}, not a Kubernetes object")
     return docs
 
 
@@ -296,7 +301,7 @@ def workload(docs: list[dict], kind: str = "Deployment", name: str | None = None
     found = [d for d in docs if d.get("kind") == kind
              and (name is None or (d.get("metadata") or {}).get("name") == name)]
     if len(found) != 1:
-        raise AssertionError(f"expected one {kind}{' ' + name if name else ''}, found {len(found)}")
+        raise RequirementNotMet(f"expected one {kind}{' ' + name if name else ''}, found {len(found)}")
     return found[0]
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import sys
 from pathlib import Path
+
+from . import commands
 
 
 def hadolint_path() -> str:
@@ -23,10 +24,11 @@ def hadolint(dockerfile: str | Path) -> list[dict]:
     dockerfile = Path(dockerfile)
     if not dockerfile.exists():
         raise FileNotFoundError(f"{dockerfile} does not exist")
-    done = subprocess.run([hadolint_path(), "--no-fail", "--format", "json", str(dockerfile)],
-                          capture_output=True, text=True, timeout=60)
+    done = commands.run([hadolint_path(), "--no-fail", "--format", "json", str(dockerfile)], timeout=60,
+                        show=False, check=False)
     if done.returncode != 0 or not done.stdout.strip().startswith("["):
-        raise RuntimeError(f"hadolint could not read {dockerfile}: {done.stderr.strip() or done.stdout.strip()}")
+        why = done.stderr.strip() or done.stdout.strip()
+        raise commands.CommandError(f"hadolint could not read {dockerfile}: {why}")
     return json.loads(done.stdout)
 
 
