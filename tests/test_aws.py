@@ -350,7 +350,7 @@ class FakeDocker:
 
 def test_image_uri_pushes_to_a_tagged_scanned_repository(fake_account, monkeypatch, capsys):
     fake = FakeDocker()
-    monkeypatch.setattr(dockerlab, "client", lambda: fake)
+    monkeypatch.setattr(dockerlab.engine, "client", lambda: fake)
     t = aws.target("aws", lab="05", confirm_spend=True, role_arn=ROLE)
     repo = aws.name(t, "test-app")
     uri = f"123456789012.dkr.ecr.us-east-1.amazonaws.com/{repo}"
@@ -378,7 +378,7 @@ def test_image_uri_pushes_to_a_tagged_scanned_repository(fake_account, monkeypat
 def test_image_push_error_is_explained(fake_account, monkeypatch):
     fake = FakeDocker()
     fake.api.push = lambda *a, **k: iter([{"error": "denied: not authorized"}])
-    monkeypatch.setattr(dockerlab, "client", lambda: fake)
+    monkeypatch.setattr(dockerlab.engine, "client", lambda: fake)
     t = aws.target("aws", lab="05", confirm_spend=True, role_arn=ROLE)
     with Stubber(t.client("ecr")) as stub:
         stub.add_response("create_repository", {"repository": {"repositoryUri": "1.dkr.ecr/x"}})

@@ -4,6 +4,9 @@ import docker.errors
 import pytest
 
 from labkit import dockerlab, probes
+from labkit.core import labels
+from labkit.core.errors import RequirementNotMet
+from labkit.tools.dockerlab import building, engine
 
 pytestmark = [pytest.mark.docker,
               pytest.mark.skipif(bool(probes.docker_reason()), reason=str(probes.docker_reason()))]
@@ -26,16 +29,17 @@ def test_build_inspect_run_and_clean_up(context, capsys, monkeypatch):
     assert f"$ docker build -t {tag}" in out and "Step 2/" in out
     assert dockerlab.path_exists(tag, "/greeting") and not dockerlab.path_exists(tag, "/nope")
     assert dockerlab.config(tag)["User"] == "nobody"
+    assert dockerlab.config(tag)["Labels"][labels.BUILT_BY] == engine.RUN_ID
     assert dockerlab.base_image(tag, ["python:3.11", "python:3.11-slim"]) == "python:3.11-slim"
     assert any("echo hi" in layer.instruction for layer in dockerlab.layers(tag))
     assert dockerlab.run_output(tag, lab=LAB) == (0, "hi\n")
 
     container = dockerlab.run(tag, lab=LAB, command=["sleep", "30"])
-    with pytest.raises(AssertionError, match="has no HEALTHCHECK"):
+    with pytest.raises(RequirementNotMet, match="has no HEALTHCHECK"):
         dockerlab.wait_healthy(container, timeout=5, show=False)
     assert dockerlab.cleanup(LAB, show=False)["containers"] == 1
-    monkeypatch.setattr(dockerlab, "RUN_ID", "a-later-run")
-    with pytest.raises(AssertionError, match="not built by this run"):
+    monkeypatch.setattr(engine, "RUN_ID", "a-later-run")
+    with pytest.raises(RequirementNotMet, match="not built by this run"):
         dockerlab.image(tag)
     dockerlab.image("python:3.11-slim")
 
@@ -50,7 +54,7 @@ def test_rebuilt_images_leave_nothing_dangling_after_a_prune(context):
     with pytest.raises(docker.errors.ImageNotFound):
         dockerlab.client().images.get(first.id)
     assert dockerlab.remove_images(LAB, show=False) == 1
-    with pytest.raises(AssertionError, match="does not exist"):
+    with pytest.raises(RequirementNotMet, match="does not exist"):
         dockerlab.image(tag)
 
 
@@ -81,7 +85,7 @@ def test_container_state_helpers(context):
     assert dockerlab.health(container) == "none" and dockerlab.restart_count(container) == 0
     assert dockerlab.child_of_init(container) > 1
     assert dockerlab.watch(container, until=lambda state: state[0] == "running", timeout=10) < 10
-    with pytest.raises(AssertionError, match="still"):
+    with pytest.raises(RequirementNotMet, match="still"):
         dockerlab.watch(container, until=lambda state: state[0] == "exited", timeout=1.5, every=0.5)
 
 
@@ -95,11 +99,11 @@ def test_checked_build_builds_what_the_dockerfile_says_now_and_names_the_failing
     second = dockerlab.checked_build(context, tag, lab=LAB)          # …and the Dockerfile changed
     assert second.id != first.id and dockerlab.run_output(tag, ["cat", "/value"], lab=LAB) == (0, "two\n")
     (context / "Dockerfile").write_text("FROM python:3.11-slim\nRUN echo three\nRUN exit 7\n")
-    with pytest.raises(AssertionError, match=r"Dockerfile does not build: it stopped at Step 3/\d+ : RUN exit 7"):
+    with pytest.raises(RequirementNotMet, match=r"Dockerfile does not build: it stopped at Step 3/\d+ : RUN exit 7"):
         dockerlab.checked_build(context, tag, lab=LAB)
-    with pytest.raises(AssertionError, match=r"last build of .* failed at Step 3/\d+"):  # what the student kernel says
+    with pytest.raises(RequirementNotMet, match=r"last build of .* failed at Step 3/\d+"):  # what the student kernel says
         dockerlab.image(tag)
-    with pytest.raises(AssertionError, match="does not exist: write it first"):
+    with pytest.raises(RequirementNotMet, match="does not exist: write it first"):
         dockerlab.checked_build(context, tag, lab=LAB, dockerfile="Dockerfile.missing")
 
 
@@ -109,7 +113,7 @@ def test_canonical_build_is_the_same_image_from_every_fresh_copy(context, tmp_pa
     text = "FROM python:3.11-slim\nCOPY data.txt /data.txt\nRUN cat /data.txt > /copy\n"
     tag = f"labkit/{LAB}-reference:v1"
     first = dockerlab.canonical_build(text, tag, lab=LAB, context_from=source)
-    dockerlab._BUILT_FOR_CHECKS.clear()
+    building._BUILT_FOR_CHECKS.clear()
     again = dockerlab.canonical_build(text, tag, lab=LAB, context_from=source)
     assert again.id == first.id  # a new copy, served by the build cache
 
@@ -137,7 +141,7 @@ def test_a_health_check_that_asks_nothing_is_caught_and_a_real_one_passes(contex
         dockerlab.wait_healthy(real, timeout=30, show=False)  # thawed afterwards
     with dockerlab.running(f"labkit/{LAB}-noop:v1", lab=LAB, name=f"labkit-{LAB}-noop") as noop:
         dockerlab.wait_healthy(noop, timeout=30, show=False)
-        with pytest.raises(AssertionError, match="health check still passed"):
+        with pytest.raises(RequirementNotMet, match="health check still passed"):
             dockerlab.health_notices_a_hang(noop, slack=3)
     assert not dockerlab.client().containers.list(all=True, filters={"name": f"labkit-{LAB}-noop"})
 

@@ -8,6 +8,7 @@ import pynvml
 import pytest
 
 from labkit import probes
+from labkit.core import engine
 
 
 @pytest.fixture(autouse=True)
@@ -50,12 +51,12 @@ def test_dead_socket_says_how_to_start_the_engine(monkeypatch, tmp_path):
 
 
 def test_permission_denied_suggests_docker_group(monkeypatch):
-    def refuse(**_):
+    def refuse(timeout):
         try:
             raise PermissionError(13, "Permission denied")
         except PermissionError as exc:
             raise RuntimeError("Error while fetching server API version") from exc
-    monkeypatch.setattr(probes.docker, "from_env", refuse)
+    monkeypatch.setattr(engine, "docker_client", refuse)
     assert "usermod -aG docker" in probes.docker_reason()
 
 

@@ -23,9 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
-import docker
+from ..core import engine
 
-ENGINE_TIMEOUT_S = 3
 COMMAND_TIMEOUT_S = 15
 
 DOCKER_INSTALL = "https://docs.docker.com/get-docker/"
@@ -114,7 +113,7 @@ def docker_info() -> dict | None:
 @_cache
 def _engine() -> tuple[dict | None, str | None]:
     try:
-        client = docker.from_env(timeout=ENGINE_TIMEOUT_S)
+        client = engine.docker_client(engine.PROBE_TIMEOUT_S)
         try:
             client.ping()
             return client.info(), None
