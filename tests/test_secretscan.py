@@ -93,7 +93,7 @@ def test_buildkit_secret_mount_leaves_nothing(tmp_path, token, capsys):
     tag = f"labkit/{LAB}-buildkit:v1"
     try:
         image = dockerlab.build_with_buildkit(ctx, tag, lab=LAB, secrets={"t": tmp_path / "token"}, no_cache=True)
-        assert image.labels[dockerlab.LABEL] == LAB and image.labels[dockerlab.RUN_LABEL] == dockerlab.RUN_ID
+        assert image.labels[dockerlab.LABEL] == LAB and image.labels[dockerlab.BUILT_BY] == dockerlab.RUN_ID
         assert "$ " in capsys.readouterr().out
         code, out = dockerlab.run_output(tag, ["cat", "/sum"], lab=LAB)
         assert code == 0 and len(out.split()[0]) == 64

@@ -23,10 +23,8 @@ from .engine import BUILT_BY, IMAGE_PREFIX, LABEL, BuildError, DockerLabError, h
 from .inspecting import (Layer, base_image, config, existing_paths, image, image_healthcheck, image_size,
                          layers, list_folder, path_exists)
 from .containers import (child_of_init, created_at, health, health_notices_a_hang, host_port, log_lines,
-                      remove_container, restart_count, run, run_output, running, service_task_logs,
-                      wait_healthy, watch)
-
-RUN_LABEL = BUILT_BY  # its name before the label was renamed from ``labkit.run`` (tests still use it)
+                         remove_container, restart_count, run, run_output, running, service_task_logs,
+                         wait_healthy, watch)
 
 
 def client() -> docker.DockerClient:
@@ -42,7 +40,7 @@ def __getattr__(name: str):
 
 
 __all__ = [
-    "BUILT_BY", "BuildError", "DockerLabError", "IMAGE_PREFIX", "LABEL", "Layer", "RUN_ID", "RUN_LABEL",
+    "BUILT_BY", "BuildError", "DockerLabError", "IMAGE_PREFIX", "LABEL", "Layer", "RUN_ID",
     "base_image", "build", "build_with_buildkit", "canonical_build", "checked_build", "child_of_init", "cleanup",
     "client", "config", "context_bytes", "context_files", "created_at", "existing_paths", "health",
     "health_notices_a_hang", "host_port", "human", "image", "image_healthcheck", "image_size", "labels", "layers",
