@@ -22,12 +22,16 @@ def show(*argv, hide=(), check: bool = True, timeout: float = 120) -> None:
     base64 forms) masked; with ``check``, a non-zero exit raises :class:`CommandFailed`.
     Returns nothing on purpose: a returned value would be displayed, secrets included."""
     argv = [str(a) for a in argv]
-    print("$ " + secretscan.redact(shlex.join(argv), *hide))
+    print("$ " + _masked(shlex.join(argv), hide))
     done = commands.run(argv, timeout=timeout, show=False, check=False)
-    text = secretscan.redact((done.stdout + done.stderr).rstrip(), *hide)
-    for pattern, shown in PRINTED_SECRETS:
-        text = pattern.sub(shown, text)
-    print(text)
+    print(_masked((done.stdout + done.stderr).rstrip(), hide))
     if check and done.returncode != 0:
         raise CommandFailed(f"exit code {done.returncode}")
 
+
+
+def _masked(text: str, hide) -> str:
+    text = secretscan.redact(text, *hide)
+    for pattern, shown in PRINTED_SECRETS:
+        text = pattern.sub(shown, text)
+    return text
