@@ -96,17 +96,16 @@ class Lab:
         """``dockerlab.run_output`` for this lab: (exit code, output) of a container run to completion."""
         return dockerlab.run_output(ref, command, lab=self.number, **options)
 
-    def join_swarm(self, *, hide=()) -> dict:
+    def join_swarm(self) -> dict:
         """Make this engine a single-node swarm unless it is in one, and label the node with this lab
         so that its cleanup leaves the swarm only if the lab made it; returns the engine's swarm info."""
         swarm = dockerlab.client().info().get("Swarm") or {}
         if swarm.get("LocalNodeState") == "active":
             print("this engine is already in a swarm: the lab uses it and will not leave it")
             return swarm
-        masked.show("docker", "swarm", "init", "--advertise-addr", "127.0.0.1", hide=hide)
+        masked.show("docker", "swarm", "init", "--advertise-addr", "127.0.0.1")  # its join tokens are masked
         swarm = dockerlab.client().info().get("Swarm") or {}
-        masked.show("docker", "node", "update", "--label-add", f"{labels.LAB}={self.number}", swarm["NodeID"],
-                    hide=hide)
+        masked.show("docker", "node", "update", "--label-add", f"{labels.LAB}={self.number}", swarm["NodeID"])
         return swarm
 
     def copy_app(self, name: str = "app") -> Path:
