@@ -1,16 +1,19 @@
 """A lab's names, set-up and teardown, shared by every notebook.
 
 ``Lab("01")`` only names things: the scratch folder ``work/01`` next to the notebook, the
-image tags, the files the lab ships. It creates nothing, so the checks can use the same
-names (the grader runs the cell that makes it in the checks' kernel too). ``lab.start()``
-(or ``labkit.start("01")``) checks what the lab needs (with a message that says what to do),
-makes the scratch folder, removes what an earlier run left and registers the cleanup to run
-when the kernel exits, so an interrupted lab leaves nothing behind.
+image tags, the files the lab ships, where it runs (its ``TARGET``, one of :data:`TARGETS`).
+It creates nothing, so the checks can use the same names (the grader runs the cell that makes
+it in the checks' kernel too). ``lab.start()`` (or ``labkit.start("01")``) checks what the lab
+needs (with a message that says what to do), makes the scratch folder, removes what an earlier
+run left and registers the cleanup to run when the kernel exits, so an interrupted lab leaves
+nothing behind. ``lab.build``, ``lab.run``, ``lab.running`` and ``lab.run_output`` are
+:mod:`labkit.dockerlab`'s, with what they make labelled as this lab's.
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import functools
 import shutil
 import subprocess
@@ -19,26 +22,45 @@ from pathlib import Path
 
 import nbformat
 
-from ..core import paths
+from ..core import labels, paths
+from ..core.errors import LabkitError
 from ..machine import capabilities
-from ..tools import dockerlab
+from ..tools import dockerlab, masked
 from . import syllabus
 
 #: What ``copy_app`` leaves out of the sample app: caches, and the answers of lab 01.
 APP_IGNORE = ("__pycache__", ".pytest_cache", "*.pyc", ".dockerignore", "Dockerfile*")
 
 
-class LabSetupError(RuntimeError):
-    pass
+#: Where a lab runs: every lab's ``TARGET`` parameter is one of these.
+TARGETS = {
+    "local": "this machine only, $0: Docker, the tools `labkit doctor` finds, local emulators where the lab uses one",
+    "emulator": "the cloud platform the lab deploys to, played on this machine by a stand-in of its API "
+                "(moto, the Vertex stand-in), $0",
+    "aws": "your AWS account: costs money; needs credentials and CONFIRM_SPEND = True",
+    "gcp": "your Google Cloud project: costs money; needs credentials and CONFIRM_SPEND = True",
+}
+
+
+class LabSetupError(LabkitError, RuntimeError):
+    """The lab cannot start here as it is (a missing tool, a TARGET it does not take); the message says why."""
 
 
 @dataclass
 class Lab:
     number: str
     workspace: Path = field(default=None)  # type: ignore[assignment]  # default: work/<number> here
+    target: str = "local"
+    targets: tuple[str, ...] = ("local",)  # the TARGET values this lab takes
 
     def __post_init__(self) -> None:
         self.workspace = Path(self.workspace or Path.cwd() / "work" / self.number).resolve()
+        unknown = [t for t in self.targets if t not in TARGETS]
+        if unknown:
+            raise LabSetupError(f"unknown targets {unknown}: a target is one of {sorted(TARGETS)}")
+        if self.target not in self.targets:
+            choices = "\n".join(f"- {t!r}: {TARGETS[t]}" for t in self.targets)
+            raise LabSetupError(f"TARGET = {self.target!r}, but lab {self.number} runs only on:\n{choices}")
 
     def tag(self, name: str, version: str = "v1") -> str:
         """A pinned image tag for this lab, e.g. ``labkit/01-final:v1``."""
@@ -55,6 +77,36 @@ class Lab:
         atexit.register(dockerlab.cleanup, self.number, show=False)
         print(f"lab {self.number} ready; scratch folder: {self.workspace}")
         return self
+
+    def build(self, context: str | Path, tag: str, *, dockerfile: str | Path = "Dockerfile",
+              buildkit: bool = False, **options):
+        """``dockerlab.build`` (with ``buildkit``, ``dockerlab.build_with_buildkit``) for this lab."""
+        make = dockerlab.build_with_buildkit if buildkit else dockerlab.build
+        return make(context, tag, lab=self.number, dockerfile=dockerfile, **options)
+
+    def run(self, ref: str, **options):
+        """``dockerlab.run`` for this lab: a detached container its cleanup removes."""
+        return dockerlab.run(ref, lab=self.number, **options)
+
+    def running(self, ref: str, **options) -> contextlib.AbstractContextManager:
+        """``dockerlab.running`` for this lab: a container removed when the ``with`` block ends."""
+        return dockerlab.running(ref, lab=self.number, **options)
+
+    def run_output(self, ref: str, command: list[str] | None = None, **options) -> tuple[int, str]:
+        """``dockerlab.run_output`` for this lab: (exit code, output) of a container run to completion."""
+        return dockerlab.run_output(ref, command, lab=self.number, **options)
+
+    def join_swarm(self) -> dict:
+        """Make this engine a single-node swarm unless it is in one, and label the node with this lab
+        so that its cleanup leaves the swarm only if the lab made it; returns the engine's swarm info."""
+        swarm = dockerlab.client().info().get("Swarm") or {}
+        if swarm.get("LocalNodeState") == "active":
+            print("this engine is already in a swarm: the lab uses it and will not leave it")
+            return swarm
+        masked.show("docker", "swarm", "init", "--advertise-addr", "127.0.0.1")  # its join tokens are masked
+        swarm = dockerlab.client().info().get("Swarm") or {}
+        masked.show("docker", "node", "update", "--label-add", f"{labels.LAB}={self.number}", swarm["NodeID"])
+        return swarm
 
     def copy_app(self, name: str = "app") -> Path:
         """A fresh copy of the sample app in the workspace, as a git repository, the way
