@@ -5,7 +5,7 @@ Its layers, each importing only the ones listed before it (tests/test_layout.py 
 - ``labkit.core``: shared vocabulary (paths).
 - ``labkit.machine``: what this machine has (probes, capabilities, doctor, base images).
 - ``labkit.tools``: the tools a lab drives (dockerlab, compose, k8s, commands, lint,
-  secretscan, plots).
+  secretscan, masked, plots).
 - ``labkit.serving``: the sample model server and its HTTP contracts (app, contract, load).
 - ``labkit.cloud``: the platforms on emulators and real accounts (spend, emulators, aws,
   sagemaker, vertex).
@@ -31,7 +31,7 @@ import sys
 LAYERS = {
     "core": ("paths",),
     "machine": ("probes", "capabilities", "doctor", "images"),
-    "tools": ("commands", "dockerlab", "compose", "k8s", "lint", "secretscan", "plots"),
+    "tools": ("commands", "dockerlab", "compose", "k8s", "lint", "secretscan", "masked", "plots"),
     "serving": ("contract", "load"),
     "cloud": ("spend", "emulators", "aws", "sagemaker", "vertex"),
     "course": ("cells", "checks", "build", "grade", "grade_engine", "student", "lab", "syllabus"),

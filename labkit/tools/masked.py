@@ -29,7 +29,6 @@ def show(*argv, hide=(), check: bool = True, timeout: float = 120) -> None:
         raise CommandFailed(f"exit code {done.returncode}")
 
 
-
 def _masked(text: str, hide) -> str:
     text = secretscan.redact(text, *hide)
     for pattern, shown in PRINTED_SECRETS:
