@@ -1,6 +1,7 @@
 """The Vertex stand-in's bookkeeping through the real SDK, without Docker: filters, versions,
 operations and Google-shaped errors."""
 
+import importlib.util
 import json
 import urllib.request
 
@@ -8,6 +9,7 @@ import pytest
 from google.api_core import exceptions
 
 from labkit import vertex
+from labkit.core import labels
 
 
 @pytest.fixture(scope="module")
@@ -67,3 +69,13 @@ def test_local_artifacts_are_kept_only_while_the_sdk_points_at_a_standin(aiplatf
     assert model.uri == str(tmp_path.resolve())
     model.delete()
     assert gcs_utils.stage_local_data_in_gcs.labkit_shim
+
+
+def test_the_standin_spells_labkit_s_mount_and_labels_the_same():
+    """standin.py runs without labkit, so it spells these itself: they must stay equal."""
+    spec = importlib.util.spec_from_file_location("vertex_standin_script", vertex.STANDIN_SCRIPT)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    assert script.ARTIFACT_MOUNT == vertex.ARTIFACT_MOUNT
+    assert (script.LAB_LABEL, script.ROLE_LABEL, script.ENDPOINT_LABEL, script.DEPLOYED_MODEL_LABEL) == (
+        labels.LAB, labels.VERTEX_SERVER, labels.VERTEX_ENDPOINT, labels.VERTEX_DEPLOYED_MODEL)
