@@ -79,9 +79,9 @@ class Target(ABC):
         """What this run made and has not deleted yet, found by its tags (as a sweep finds it)."""
 
     @abstractmethod
-    def _delete_tagged(self) -> object:
-        """Delete whatever carries this run's tags, however it was created (a cell by hand too);
-        nothing when the emulator has stopped, and all it held with it."""
+    def _delete_tagged(self) -> list[Leftover]:
+        """Delete whatever carries this run's tags, however it was created (a cell by hand too), and
+        return it; nothing when the emulator has stopped, and all it held with it."""
 
     def _register_tagged(self) -> None:
         """Put the tagged sweep on the teardown list; registered first, it runs last."""
