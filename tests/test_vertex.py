@@ -10,7 +10,7 @@ import types
 import pytest
 
 from labkit import contract, dockerlab, paths, probes, serving, spend, vertex
-from labkit.core import labels
+from labkit.core.labels import VERTEX_DEPLOYED_MODEL
 
 LAB = "t6"
 APP = f"labkit/{LAB}-app:v1"
@@ -94,7 +94,7 @@ def test_the_sdk_deploys_splits_predicts_and_cleans_up_on_the_standin(standin, m
     assert {p["endpoint"] for p in logged} == {endpoint.resource_name}
     assert {p["deployedModelId"] for p in logged} == set(ids.values())
 
-    containers = {c.labels[labels.VERTEX_DEPLOYED_MODEL]: c for c in lab_containers()}
+    containers = {c.labels[VERTEX_DEPLOYED_MODEL]: c for c in lab_containers()}
     assert set(containers) == set(ids.values())
     env = dict(e.split("=", 1) for e in containers[ids["1"]].attrs["Config"]["Env"])
     assert env["AIP_HTTP_PORT"] == "7080" and env["AIP_STORAGE_URI"] == vertex.ARTIFACT_MOUNT
