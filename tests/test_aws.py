@@ -12,24 +12,17 @@ import pytest
 from botocore.stub import Stubber
 from botocore.validate import validate_parameters
 
-from labkit import aws, dockerlab, emulators, probes, spend
+from labkit import aws, dockerlab, probes, spend
 
 ROLE = "arn:aws:iam::123456789012:role/labkit-test"
 PUSH_PASSWORD = "not-a-real-password"  # pragma: allowlist secret
 IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/app:v1"
 
 
-@pytest.fixture(scope="module")
-def moto():
-    server = emulators.start_moto(emulators.free_port(None), show=False)
-    yield server
-    server.stop()
-
-
 @pytest.fixture(autouse=True)
 def empty(moto, monkeypatch):
-    """A clean emulator per test; the targets' exit-time teardowns are not registered (moto stops first)."""
-    moto.reset()
+    """A clean emulator per test (the shared ``moto`` fixture resets it); the targets' exit-time
+    teardowns are not registered (moto stops first)."""
     monkeypatch.setattr(spend.atexit, "register", lambda fn: fn)
 
 
@@ -240,17 +233,20 @@ def test_a_failing_step_inside_teardown_deletes_what_was_made(moto, tmp_path, ca
 
 def test_delete_all_removes_only_this_run(moto, capsys):
     mine, other = _emulator(moto), _emulator(moto)
-    _deploy(mine)
+    made = _deploy(mine)
     kept = _deploy(other)
     # made by hand in another cell, found by its run tag like the rest
     mine.sagemaker.create_model(ModelName=aws.name(mine, "extra"), ExecutionRoleArn=mine.role_arn,
                                 PrimaryContainer={"Image": "local/app:v1"}, Tags=mine.tags)
-    assert mine.delete_all() == []
+    done = mine.delete_all()
+    assert done.failed == [] and {r.run for r in done.found} == {mine.run}
+    assert {(r.kind, r.name) for r in done.found} == {("model", made[0]), ("endpoint-config", made[1]),
+                                                      ("endpoint", made[2]), ("model", aws.name(mine, "extra"))}
     out = capsys.readouterr().out
     assert f"deleted model {aws.name(mine, 'extra')}" in out and "deleted endpoint labkit-05-iris-endpoint" in out
     left = _inventory(moto)
     assert (left["models"], left["configs"], left["endpoints"]) == ([kept[0]], [kept[1]], [kept[2]])
-    assert mine.delete_all() == []  # again: nothing to do, no error
+    assert mine.delete_all() == aws.Deletion([], [])  # again: nothing to do, no error
     assert "nothing else tagged" in capsys.readouterr().out
     other.delete_all()
     assert _nothing(moto)

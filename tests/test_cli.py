@@ -64,28 +64,24 @@ def test_sweep_gcp_without_a_project_says_so(monkeypatch, capsys):
     assert "no project" in capsys.readouterr().err
 
 
-def test_sweep_lists_then_deletes_tagged_leftovers(monkeypatch, capsys):
+def test_sweep_lists_then_deletes_tagged_leftovers(moto, monkeypatch, capsys):
     """Against moto: boto3 follows AWS_ENDPOINT_URL, as it would a real region."""
-    from labkit import emulators, probes
+    from labkit import probes
 
-    moto = emulators.start_moto(show=False)
-    try:
-        for name, value in moto.env.items():
-            monkeypatch.setenv(name, value)
-        monkeypatch.setattr(probes, "aws_credentials_reason", lambda: None)
-        sm = moto.client("sagemaker")
-        sm.create_model(ModelName="m", PrimaryContainer={"Image": "x"},
-                        ExecutionRoleArn="arn:aws:iam::123456789012:role/r")
-        tags = [{"Key": "labkit-lab", "Value": "05"}, {"Key": "labkit-run", "Value": "r1"}]
-        sm.create_endpoint_config(EndpointConfigName="labkit-05-left-r1", Tags=tags, ProductionVariants=[
-            {"VariantName": "a", "ModelName": "m", "InstanceType": "ml.m5.large", "InitialInstanceCount": 1}])
-        sm.create_endpoint_config(EndpointConfigName="labkit-05-untagged", ProductionVariants=[
-            {"VariantName": "a", "ModelName": "m", "InstanceType": "ml.m5.large", "InitialInstanceCount": 1}])
-        assert cli.main(["sweep", "--aws", "--region", "us-east-1"]) == 0
-        out = capsys.readouterr().out
-        assert "labkit-05-left-r1" in out and "labkit-05-untagged" not in out and "--delete" in out
-        assert cli.main(["sweep", "--aws", "--delete"]) == 0
-        names = [c["EndpointConfigName"] for c in sm.list_endpoint_configs()["EndpointConfigs"]]
-        assert names == ["labkit-05-untagged"]
-    finally:
-        moto.stop()
+    for name, value in moto.env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(probes, "aws_credentials_reason", lambda: None)
+    sm = moto.client("sagemaker")
+    sm.create_model(ModelName="m", PrimaryContainer={"Image": "x"},
+                    ExecutionRoleArn="arn:aws:iam::123456789012:role/r")
+    tags = [{"Key": "labkit-lab", "Value": "05"}, {"Key": "labkit-run", "Value": "r1"}]
+    sm.create_endpoint_config(EndpointConfigName="labkit-05-left-r1", Tags=tags, ProductionVariants=[
+        {"VariantName": "a", "ModelName": "m", "InstanceType": "ml.m5.large", "InitialInstanceCount": 1}])
+    sm.create_endpoint_config(EndpointConfigName="labkit-05-untagged", ProductionVariants=[
+        {"VariantName": "a", "ModelName": "m", "InstanceType": "ml.m5.large", "InitialInstanceCount": 1}])
+    assert cli.main(["sweep", "--aws", "--region", "us-east-1"]) == 0
+    out = capsys.readouterr().out
+    assert "labkit-05-left-r1" in out and "labkit-05-untagged" not in out and "--delete" in out
+    assert cli.main(["sweep", "--aws", "--delete"]) == 0
+    names = [c["EndpointConfigName"] for c in sm.list_endpoint_configs()["EndpointConfigs"]]
+    assert names == ["labkit-05-untagged"]

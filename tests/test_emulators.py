@@ -3,10 +3,12 @@
 import http.server
 import os
 import threading
+import uuid
 
 import pytest
 
 from labkit import emulators, probes
+from labkit.core.errors import RequirementNotMet
 
 
 def test_export_points_this_process_at_moto_until_it_stops(monkeypatch):
@@ -24,32 +26,31 @@ def test_export_points_this_process_at_moto_until_it_stops(monkeypatch):
     assert os.environ["AWS_ACCESS_KEY_ID"] == "mine" and "AWS_ENDPOINT_URL" not in os.environ
 
 
-def test_moto_records_every_request_and_a_grader_s_moto_is_attached_not_owned(monkeypatch):
+def test_moto_records_every_request_and_a_grader_s_moto_is_attached_not_owned(moto, monkeypatch):
     import json as json_
 
-    moto = emulators.start_moto(emulators.free_port(None), show=False)
-    try:
-        runtime = moto.client("sagemaker-runtime")
-        runtime.invoke_endpoint(EndpointName="ep-1", Body=json_.dumps({"instances": [[1, 2, 3, 4]]}),
-                                ContentType="application/json")
-        from labkit import sagemaker
-        assert sagemaker.invocations(moto, "ep-1") == [{"content_type": "application/json",
-                                                        "body": {"instances": [[1, 2, 3, 4]]}}]
-        assert sagemaker.invocations(moto, "ep-2") == []
-        monkeypatch.setenv(emulators.MOTO_URL_ENV, moto.url)
-        monkeypatch.setenv(emulators.MOTO_RECORDING_ENV, str(moto.recording))
-        attached = emulators.start_moto(show=False)
-        assert attached.attached and attached.url == moto.url and attached.running()
-        assert len(attached.requests()) == len(moto.requests())
-        sm = attached.client("secretsmanager")
-        sm.create_secret(Name="t/two", SecretString="v1")  # pragma: allowlist secret
-        assert emulators.secret_stages(sm, "t/two") == {"AWSCURRENT": "v1"}
-        with pytest.raises(AssertionError, match="no secret t/none"):
-            emulators.secret_stages(sm, "t/none")
-        attached.stop()
-        assert moto.running() and moto.answers()  # the grader's emulator is not the lab's to stop
-    finally:
-        moto.stop()
+    from labkit import sagemaker
+
+    endpoint, other = f"ep-{uuid.uuid4().hex[:8]}", f"ep-{uuid.uuid4().hex[:8]}"  # the log outlives resets
+    runtime = moto.client("sagemaker-runtime")
+    runtime.invoke_endpoint(EndpointName=endpoint, Body=json_.dumps({"instances": [[1, 2, 3, 4]]}),
+                            ContentType="application/json")
+    assert sagemaker.invocations(moto, endpoint) == [{"content_type": "application/json",
+                                                      "body": {"instances": [[1, 2, 3, 4]]}}]
+    assert sagemaker.invocations(moto, other) == []
+    monkeypatch.setenv(emulators.MOTO_URL_ENV, moto.url)
+    monkeypatch.setenv(emulators.MOTO_RECORDING_ENV, str(moto.recording))
+    attached = emulators.start_moto(show=False)
+    assert attached.attached and attached.url == moto.url and attached.running()
+    assert len(attached.requests()) == len(moto.requests())
+    sm = attached.client("secretsmanager")
+    sm.create_secret(Name="t/two", SecretString="v1")  # pragma: allowlist secret
+    assert emulators.secret_stages(sm, "t/two") == {"AWSCURRENT": "v1"}
+    with pytest.raises(RequirementNotMet, match="no secret t/none") as info:
+        emulators.secret_stages(sm, "t/none")
+    assert isinstance(info.value, AssertionError)  # lab 03's cells catch it as one
+    attached.stop()
+    assert moto.running() and moto.answers()  # the grader's emulator is not the lab's to stop
 
 
 def test_moto_starts_answers_serves_secrets_and_stops():

@@ -9,7 +9,7 @@ import tarfile
 
 import pytest
 
-from labkit import contract, dockerlab, emulators, paths, probes, sagemaker, serving
+from labkit import contract, dockerlab, paths, probes, sagemaker, serving
 
 LAB = "t5"
 docker_only = pytest.mark.skipif(bool(probes.docker_reason()), reason=str(probes.docker_reason()))
@@ -128,8 +128,7 @@ def test_host_locally_fails_a_window_shorter_than_the_start_up(images):
 
 @docker_only
 @pytest.mark.docker
-def test_moto_returns_the_containers_real_answers(images):
-    moto = emulators.start_moto(show=False)
+def test_moto_returns_the_containers_real_answers(images, moto):
     container = sagemaker.run_like_sagemaker(images["good"], images["tar"], lab=LAB)
     try:
         port = dockerlab.host_port(container, sagemaker.PORT)
@@ -142,4 +141,3 @@ def test_moto_returns_the_containers_real_answers(images):
         assert answer["InvokedProductionVariant"] == "blue"
     finally:
         container.remove(force=True)
-        moto.stop()

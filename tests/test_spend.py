@@ -101,3 +101,14 @@ def test_teardown_is_registered_at_exit(monkeypatch):
     monkeypatch.setattr(spend.atexit, "register", registered.append)
     teardown = spend.Teardown()
     assert registered == [teardown.run]
+
+
+def test_every_cloud_error_is_a_labkit_error():
+    """A caller catches all of labkit's errors with one class, whichever platform raised it."""
+    from labkit import aws, emulators, sagemaker, vertex
+    from labkit.core.errors import LabkitError
+
+    for error in (spend.SpendNotConfirmed, emulators.EmulatorError, emulators.NoSuchSecret, sagemaker.StartError,
+                  aws.QuotaError, aws.TargetError, vertex.VertexError):
+        assert issubclass(error, LabkitError), error
+    assert spend.LAB_TAG == "labkit-lab" and spend.RUN_TAG == "labkit-run"  # the tags resources already carry

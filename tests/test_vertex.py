@@ -10,6 +10,7 @@ import types
 import pytest
 
 from labkit import contract, dockerlab, paths, probes, serving, spend, vertex
+from labkit.core.labels import VERTEX_DEPLOYED_MODEL
 
 LAB = "t6"
 APP = f"labkit/{LAB}-app:v1"
@@ -93,7 +94,7 @@ def test_the_sdk_deploys_splits_predicts_and_cleans_up_on_the_standin(standin, m
     assert {p["endpoint"] for p in logged} == {endpoint.resource_name}
     assert {p["deployedModelId"] for p in logged} == set(ids.values())
 
-    containers = {c.labels["labkit.vertex.deployed-model"]: c for c in lab_containers()}
+    containers = {c.labels[VERTEX_DEPLOYED_MODEL]: c for c in lab_containers()}
     assert set(containers) == set(ids.values())
     env = dict(e.split("=", 1) for e in containers[ids["1"]].attrs["Config"]["Env"])
     assert env["AIP_HTTP_PORT"] == "7080" and env["AIP_STORAGE_URI"] == vertex.ARTIFACT_MOUNT
@@ -192,8 +193,9 @@ def test_a_real_project_is_refused_without_credentials_or_confirmation(monkeypat
     def must_not_run(*_, **__):
         raise AssertionError("nothing may be created or contacted")
 
-    monkeypatch.setattr(vertex, "_init_gcp_sdk", must_not_run)
-    monkeypatch.setattr(vertex, "start_standin", must_not_run)
+    for module in (vertex.targets, vertex.leftovers):
+        monkeypatch.setattr(module, "init_gcp_sdk", must_not_run)
+    monkeypatch.setattr(vertex.targets, "start_standin", must_not_run)
     monkeypatch.setattr(probes, "gcp_credentials_reason", lambda: "no GCP credentials (test)")
     with pytest.raises(spend.SpendNotConfirmed, match="credentials"):
         vertex.target("gcp", lab=LAB, project="p", confirm_spend=True)
@@ -235,7 +237,9 @@ def test_delete_all_sweep_and_teardown_touch_only_labelled_resources(standin, mo
     upload(aiplatform, "other", other.labels)
     unlabelled = aiplatform.Model.upload(display_name="unlabelled", serving_container_image_uri=APP)
 
-    gone = mine.delete_all()
+    done = mine.delete_all()
+    assert done.failed == []
+    gone = done.found
     assert sorted(g.kind for g in gone) == ["deployed model", "endpoint", "model"]
     deployed = next(g for g in gone if g.kind == "deployed model")
     assert "n1-standard-2" in deployed.detail and deployed.run == mine.run and deployed.lab == LAB

@@ -1,23 +1,31 @@
 """The Vertex stand-in's bookkeeping through the real SDK, without Docker: filters, versions,
 operations and Google-shaped errors."""
 
+import importlib.util
 import json
 import urllib.request
 
 import pytest
 from google.api_core import exceptions
 
-from labkit import vertex
+from labkit import aws, spend, vertex
+from labkit.cloud import target
+from labkit.core.labels import LAB, VERTEX_DEPLOYED_MODEL, VERTEX_ENDPOINT, VERTEX_SERVER
 
 
 @pytest.fixture(scope="module")
-def aiplatform():
+def standin():
     server = vertex.start_standin("t6s", show=False)
-    server.init_sdk()
-    from google.cloud import aiplatform
-    yield aiplatform
+    yield server
     server.stop()
     assert not server.running()
+
+
+@pytest.fixture(scope="module")
+def aiplatform(standin):
+    standin.init_sdk()
+    from google.cloud import aiplatform
+    return aiplatform
 
 
 def upload(aiplatform, name, labels=None, **kwargs):
@@ -67,3 +75,32 @@ def test_local_artifacts_are_kept_only_while_the_sdk_points_at_a_standin(aiplatf
     assert model.uri == str(tmp_path.resolve())
     model.delete()
     assert gcs_utils.stage_local_data_in_gcs.labkit_shim
+
+
+def test_the_standin_spells_labkit_s_mount_and_labels_the_same():
+    """standin.py runs without labkit, so it spells these itself: they must stay equal."""
+    spec = importlib.util.spec_from_file_location("vertex_standin_script", vertex.STANDIN_SCRIPT)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    assert script.ARTIFACT_MOUNT == vertex.ARTIFACT_MOUNT
+    assert (script.LAB_LABEL, script.ROLE_LABEL, script.ENDPOINT_LABEL, script.DEPLOYED_MODEL_LABEL) == (
+        LAB, VERTEX_SERVER, VERTEX_ENDPOINT, VERTEX_DEPLOYED_MODEL)
+
+
+def test_the_target_finds_and_deletes_only_what_its_run_labelled(standin, aiplatform, monkeypatch):
+    """Through the interface both platforms share: leftovers() and delete_all()'s Deletion."""
+    assert issubclass(vertex.Target, target.Target) and issubclass(aws.Target, target.Target)
+    monkeypatch.setattr(spend.atexit, "register", lambda fn: fn)  # the stand-in stops before exit
+    mine, other = (vertex.target("emulator", lab="t6s", standin=standin) for _ in range(2))
+    mine.init_sdk()
+    aiplatform.Endpoint.create(display_name="mine-endpoint", labels=mine.labels)
+    upload(aiplatform, "mine-model", mine.labels)
+    upload(aiplatform, "other-model", other.labels)
+    made = mine.leftovers()
+    assert sorted((r.kind, r.display_name) for r in made) == [("endpoint", "mine-endpoint"), ("model", "mine-model")]
+    assert {(r.lab, r.run) for r in made} == {("t6s", mine.run)}
+    assert all(r.describe().startswith(f"{r.kind} {r.name} ({r.display_name!r}, lab t6s, run {mine.run}, ")
+               for r in made)
+    assert mine.delete_all() == target.Deletion(made, [])
+    assert mine.leftovers() == [] and [r.display_name for r in other.leftovers()] == ["other-model"]
+    assert other.delete_all().failed == [] and other.leftovers() == []

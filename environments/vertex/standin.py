@@ -44,8 +44,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 API = "type.googleapis.com/google.cloud.aiplatform.v1."
+# Shared with labkit, which this process cannot import: tests/test_vertex_standin.py keeps them equal.
 ARTIFACT_MOUNT = "/mnt/vertex-artifacts"
 LAB_LABEL, ROLE_LABEL = "labkit.lab", "labkit.vertex"
+ENDPOINT_LABEL, DEPLOYED_MODEL_LABEL = "labkit.vertex.endpoint", "labkit.vertex.deployed-model"
 HTTP_STATUS = {"INVALID_ARGUMENT": 400, "FAILED_PRECONDITION": 400, "NOT_FOUND": 404, "ALREADY_EXISTS": 409,
                "INTERNAL": 500, "UNIMPLEMENTED": 501, "UNAVAILABLE": 503, "DEADLINE_EXCEEDED": 504}
 GRPC_CODE = {"INVALID_ARGUMENT": 3, "DEADLINE_EXCEEDED": 4, "NOT_FOUND": 5, "ALREADY_EXISTS": 6,
@@ -121,8 +123,8 @@ class Docker:
             image, entrypoint=spec.get("command") or None, command=spec.get("args") or None,
             environment=env, ports={f"{port}/tcp": ("127.0.0.1", None)}, volumes=volumes, detach=True,
             name=f"vertex-standin-{endpoint_id}-{deployed_id}",
-            labels={LAB_LABEL: self.lab, ROLE_LABEL: self.server_id, "labkit.vertex.endpoint": endpoint_id,
-                    "labkit.vertex.deployed-model": deployed_id})
+            labels={LAB_LABEL: self.lab, ROLE_LABEL: self.server_id, ENDPOINT_LABEL: endpoint_id,
+                    DEPLOYED_MODEL_LABEL: deployed_id})
         try:
             host_port = self._wait_healthy(container, port, health)
         except ApiError:

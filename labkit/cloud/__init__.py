@@ -1,5 +1,6 @@
 """The cloud platforms, on local emulators and on real accounts: spend guardrails and run ids
 (spend), the moto emulator and child servers (emulators), SageMaker's serving contract and
-start-up window (sagemaker), the AWS target with its tagged cleanup and sweep (aws), and
-Vertex AI's contract, local endpoint, stand-in and target (vertex). Imports every layer
-below it, never labkit.course."""
+start-up window (sagemaker), what both platforms' targets share (target: one Leftover, one
+Target interface), the AWS target with its tagged cleanup (aws) and its tagged resources and
+sweep (aws_resources), and Vertex AI's stand-in, contract, local endpoint, target and sweep
+(the vertex package). Imports every layer below it, never labkit.course."""

@@ -20,18 +20,20 @@ import base64
 import contextlib
 import json
 import os
-import re
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from ..core.errors import LabkitError, RequirementNotMet
+from ..core.names import slug
+from ..core.waiting import wait_until
 
 DEFAULT_PORT = 4566
 REGION = "us-east-1"
@@ -42,8 +44,12 @@ FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "te
                     "AWS_SESSION_TOKEN": "testing"}  # pragma: allowlist secret
 
 
-class EmulatorError(RuntimeError):
-    pass
+class EmulatorError(LabkitError):
+    """An emulator or stand-in would not start, or cannot do what was asked of it."""
+
+
+class NoSuchSecret(RequirementNotMet, AssertionError):
+    """Secrets Manager has no such secret (an AssertionError too: lab 03's cells catch that)."""
 
 
 def _port_free(port: int, host: str = "127.0.0.1") -> bool:
@@ -128,8 +134,7 @@ def start_child(server_class, argv: list[str], *, name: str, port: int | None, d
     port = port or free_port(default_port)
     if not _port_free(port):
         raise error(f"port {port} is already in use: pass another port, or stop what uses it")
-    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")  # "the Vertex stand-in" → the-vertex-stand-in
-    log = Path(tempfile.mkstemp(prefix=f"{slug}-{port}-", suffix=".log")[1])
+    log = Path(tempfile.mkstemp(prefix=f"{slug(name)}-{port}-", suffix=".log")[1])
     with open(log, "wb") as out:
         process = subprocess.Popen([a.replace("{port}", str(port)) for a in argv], stdout=out,
                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -137,14 +142,21 @@ def start_child(server_class, argv: list[str], *, name: str, port: int | None, d
                                    preexec_fn=_parent_death_signal if sys.platform == "linux" else None)
     server = server_class(port=port, process=process, log_path=log, **fields)
     atexit.register(server.stop)
-    deadline = time.monotonic() + timeout
-    while not server.answers():
+
+    def up() -> bool:
+        if server.answers():
+            return True
         if not server.running():
             raise error(f"{name} exited (code {process.returncode}):\n{server.log_tail()}")
-        if time.monotonic() > deadline:
+        return False
+
+    try:
+        wait_until(up, timeout=timeout, what=f"{name} to answer on {server.url}", every=0.1, error=error,
+                   explain=lambda: "last log lines:\n" + server.log_tail())
+    except error:
+        if server.running():  # it did not answer in time: it is not kept
             server.stop()
-            raise error(f"{name} did not answer on {server.url} within {timeout:.0f}s:\n{server.log_tail()}")
-        time.sleep(0.1)
+        raise
     return server
 
 
@@ -218,12 +230,12 @@ class Moto(ChildServer):
 
 
 def secret_stages(secretsmanager, secret_id: str) -> dict[str, str]:
-    """{version stage: value} of a Secrets Manager secret (AWSCURRENT, AWSPREVIOUS…); AssertionError
-    when there is no such secret."""
+    """{version stage: value} of a Secrets Manager secret (AWSCURRENT, AWSPREVIOUS…); NoSuchSecret
+    when there is none."""
     try:
         secretsmanager.describe_secret(SecretId=secret_id)
     except secretsmanager.exceptions.ResourceNotFoundException:
-        raise AssertionError(f"there is no secret {secret_id} in Secrets Manager") from None
+        raise NoSuchSecret(f"there is no secret {secret_id} in Secrets Manager") from None
     versions = secretsmanager.list_secret_version_ids(SecretId=secret_id)["Versions"]
     return {stage: secretsmanager.get_secret_value(SecretId=secret_id, VersionId=v["VersionId"])["SecretString"]
             for v in versions for stage in v["VersionStages"]}

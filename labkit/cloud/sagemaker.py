@@ -22,6 +22,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..core.errors import LabkitError, RequirementNotMet
 from ..serving import contract
 from ..serving.app import IRIS_CLASSES, IRIS_ROWS
 from ..serving.contract import Requirement
@@ -36,7 +37,7 @@ STARTUP_RANGE_S = (60, 3600)
 MODEL_DIR = "/opt/ml/model"
 
 
-class StartError(RuntimeError):
+class StartError(LabkitError):
     """The container did not start the way SageMaker starts it."""
 
 
@@ -303,12 +304,12 @@ def reference_predictions(image: str, model_tar: str | Path, batches: list, *, l
     try:
         port = dockerlab.host_port(container, PORT)
         if contract.first_ok(contract.poll(port, "/ping", until=30)) is None:
-            raise AssertionError(f"{image} did not answer /ping within 30 s: run sagemaker.contract_report on it")
+            raise RequirementNotMet(f"{image} did not answer /ping within 30 s: run sagemaker.contract_report on it")
         answers = []
         for rows in batches:
             reply = contract.post_json(port, "/invocations", {"instances": rows}, timeout=INVOKE_TIMEOUT_S)
             if reply.status != 200:
-                raise AssertionError(f"{image} answered {reply.describe()} for {rows}")
+                raise RequirementNotMet(f"{image} answered {reply.describe()} for {rows}")
             answers.append(reply.json()["predictions"])
         return answers
     finally:

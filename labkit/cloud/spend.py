@@ -16,8 +16,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-LAB_TAG = "labkit-lab"
-RUN_TAG = "labkit-run"
+from ..core.errors import LabkitError
+from ..core.labels import LAB_TAG, RUN_TAG  # noqa: F401 - spend.LAB_TAG/RUN_TAG, as callers know them
+
 HOURS_PER_DAY = 24
 HOURS_PER_MONTH = 730  # the pricing pages' month
 
@@ -54,7 +55,7 @@ PRICES: dict[str, dict[str, float]] = {
 UNCONFIRMED = frozenset({("sagemaker", "ml.g5.xlarge"), *(("vertex", t) for t in PRICES["vertex"])})
 
 
-class SpendNotConfirmed(RuntimeError):
+class SpendNotConfirmed(LabkitError):
     """A real-account step was asked for without credentials or without CONFIRM_SPEND."""
 
 

@@ -1,0 +1,135 @@
+"""Lab 05's tagged AWS resources: listing SageMaker resources, S3 buckets and ECR repositories by
+their ``labkit-`` names and ``labkit-lab``/``labkit-run`` tags, deleting them (gone already is
+fine), and :func:`sweep`, which finds what interrupted runs left behind (``labkit sweep --aws``)."""
+
+from __future__ import annotations
+
+import boto3
+from botocore.exceptions import ClientError
+
+from ..core import labels
+from ..core.names import slug
+from .target import Leftover
+
+#: The SageMaker kinds, in the order they can be deleted (an endpoint before its config).
+SAGEMAKER_KINDS = ("endpoint", "endpoint-config", "model")
+_LISTS = {"endpoint": ("list_endpoints", "Endpoints", "EndpointName", "EndpointArn"),
+          "endpoint-config": ("list_endpoint_configs", "EndpointConfigs", "EndpointConfigName", "EndpointConfigArn"),
+          "model": ("list_models", "Models", "ModelName", "ModelArn")}
+
+
+def tags_of(sagemaker, arn: str) -> dict[str, str]:
+    """The tags of a SageMaker resource, as a dict."""
+    return _tags(sagemaker.list_tags(ResourceArn=arn)["Tags"])
+
+
+def _tags(tag_list: list[dict]) -> dict[str, str]:
+    return {t["Key"]: t["Value"] for t in tag_list}
+
+
+def prefix(lab: str | None) -> str:
+    """The start of every name labkit gives a resource of ``lab`` (of any lab when None)."""
+    return "labkit-" if lab is None else f"labkit-{slug(lab)}-"
+
+
+def gone(exc: ClientError) -> bool:
+    """True when the error says the resource no longer exists (deleting it again is then fine)."""
+    error = exc.response.get("Error", {})
+    code, message = error.get("Code", ""), error.get("Message", "")
+    return (code in ("NoSuchBucket", "RepositoryNotFoundException", "ResourceNotFound", "404", "NotFound")
+            or (code == "ValidationException" and "Could not find" in message))
+
+
+def ignore_gone(fn) -> None:
+    try:
+        fn()
+    except ClientError as exc:
+        if not gone(exc):
+            raise
+
+
+def delete_sagemaker(sm, kind: str, resource: str) -> None:
+    {"endpoint": lambda: sm.delete_endpoint(EndpointName=resource),
+     "endpoint-config": lambda: sm.delete_endpoint_config(EndpointConfigName=resource),
+     "model": lambda: sm.delete_model(ModelName=resource)}[kind]()
+
+
+def delete_bucket(s3, bucket: str) -> None:
+    def empty_and_delete():
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+            if keys := [{"Key": o["Key"]} for o in page.get("Contents", [])]:
+                s3.delete_objects(Bucket=bucket, Delete={"Objects": keys})
+        s3.delete_bucket(Bucket=bucket)
+    ignore_gone(empty_and_delete)
+
+
+def list_sagemaker(sm, kind: str, name_prefix: str):
+    """A :class:`Leftover` for each ``kind`` whose name starts with ``name_prefix`` (tagged or not)."""
+    operation, key, name_key, arn_key = _LISTS[kind]
+    for page in sm.get_paginator(operation).paginate(NameContains=name_prefix):
+        for item in page[key]:
+            if item[name_key].startswith(name_prefix):
+                try:
+                    tags = _tags(sm.list_tags(ResourceArn=item[arn_key]).get("Tags", []))
+                except ClientError as exc:
+                    if gone(exc):
+                        continue
+                    raise
+                yield Leftover(kind, item[name_key], tags, item.get("CreationTime"))
+
+
+def find_quota(sq, quota_name: str) -> dict | None:
+    """The account's applied quota by name, else AWS's default; None when neither lists it."""
+    for operation in ("list_service_quotas", "list_aws_default_service_quotas"):
+        for page in sq.get_paginator(operation).paginate(ServiceCode="sagemaker"):
+            for quota in page.get("Quotas", []):
+                if quota.get("QuotaName") == quota_name:
+                    return quota
+    return None
+
+
+def sweep(*, session=None, moto=None, delete: bool = False, lab: str | None = None) -> list[Leftover]:
+    """Every SageMaker endpoint/endpoint config/model, S3 bucket and ECR repository tagged ``labkit-lab``.
+
+    Only names starting with ``labkit-`` are looked at (all of labkit's do), then their tags
+    decide; untagged ones are never touched. ``lab`` narrows to one lab; ``delete=True``
+    removes what was found (endpoints first) and prints a line each. It looks in the
+    session's region only (S3 bucket names are global); an endpoint still Creating cannot be
+    deleted yet and is reported: sweep again a few minutes later.
+    """
+    def client(service):
+        return moto.client(service) if moto else (session or boto3.Session()).client(service)
+
+    def wanted(tags: dict[str, str]) -> bool:
+        return labels.LAB_TAG in tags and (lab is None or tags[labels.LAB_TAG] == lab)
+
+    start = prefix(lab)
+    sm, s3, ecr = client("sagemaker"), client("s3"), client("ecr")
+    found = [item for kind in SAGEMAKER_KINDS for item in list_sagemaker(sm, kind, start) if wanted(item.tags)]
+    for bucket in s3.list_buckets().get("Buckets", []):
+        if bucket["Name"].startswith(start):
+            try:
+                tags = _tags(s3.get_bucket_tagging(Bucket=bucket["Name"])["TagSet"])
+            except ClientError:  # NoSuchTagSet: untagged, not ours to judge
+                continue
+            if wanted(tags):
+                found.append(Leftover("bucket", bucket["Name"], tags, bucket.get("CreationDate")))
+    for page in ecr.get_paginator("describe_repositories").paginate():
+        for repo in page["repositories"]:
+            if repo["repositoryName"].startswith(start):
+                tags = _tags(ecr.list_tags_for_resource(resourceArn=repo["repositoryArn"]).get("tags", []))
+                if wanted(tags):
+                    found.append(Leftover("repository", repo["repositoryName"], tags, repo.get("createdAt")))
+    if delete:
+        for item in found:
+            try:
+                if item.kind == "bucket":
+                    delete_bucket(s3, item.name)
+                elif item.kind == "repository":
+                    ignore_gone(lambda repo=item.name: ecr.delete_repository(repositoryName=repo, force=True))
+                else:
+                    ignore_gone(lambda it=item: delete_sagemaker(sm, it.kind, it.name))
+                print(f"deleted {item.describe()}")
+            except ClientError as exc:
+                print(f"could not delete {item.describe()}: {exc}")
+    return found
