@@ -267,6 +267,11 @@ def test_aws_delete_waits_for_a_creating_endpoint(fake_account, capsys):
         t._delete("endpoint", "e")  # already gone: fine
         stub.assert_no_pending_responses()
     assert "is Creating: waiting" in capsys.readouterr().out
+    t.settle_s = 0  # an endpoint that never settles is given up, with what to do, not waited on for ever
+    with Stubber(t.sagemaker) as stub:
+        stub.add_response("describe_endpoint", {**ep, "EndpointStatus": "Updating"}, {"EndpointName": "e"})
+        with pytest.raises(aws.TargetError, match=r"endpoint e to finish .* `labkit sweep --aws --delete`\): not within 0s"):
+            t._delete("endpoint", "e")
 
 
 def test_aws_target_on_moto_end_to_end(moto, fake_account, tmp_path):

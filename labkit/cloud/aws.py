@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import base64
 import os
-import time
 from pathlib import Path
 
 import boto3
@@ -28,6 +27,7 @@ from botocore.exceptions import ClientError
 
 from ..core.errors import LabkitError, RequirementNotMet
 from ..core.names import slug, split_image_ref
+from ..core.waiting import wait_until
 from ..machine import probes
 from . import emulators, spend, target as base
 from .aws_resources import (SAGEMAKER_KINDS, delete_bucket, delete_sagemaker, find_quota, gone, ignore_gone,
@@ -60,6 +60,7 @@ class Target(base.Target):
 
     tagged_what = "SageMaker resources tagged"
     poll_s = 15.0  # how often to look at an endpoint that is still Creating/Updating
+    settle_s = 3600.0  # and for how long at most: a large model's endpoint can take tens of minutes
 
     def __init__(self, kind: str, *, lab: str, region: str, moto=None, role_arn: str | None = None):
         self.kind, self.lab, self.region, self._moto = kind, lab, region, moto
@@ -204,17 +205,23 @@ class Target(base.Target):
         ignore_gone(lambda: delete_sagemaker(self.sagemaker, kind, resource))
 
     def _wait_settled(self, endpoint: str) -> None:
-        while True:
+        """Wait until ``endpoint`` is in no transitional state (SageMaker refuses to delete one that
+        is), at most :attr:`settle_s`; an endpoint already gone is settled."""
+        def settled() -> bool:
             try:
                 status = self.sagemaker.describe_endpoint(EndpointName=endpoint)["EndpointStatus"]
             except ClientError as exc:
                 if gone(exc):
-                    return
+                    return True
                 raise
-            if status not in SETTLING:
-                return
-            print(f"endpoint {endpoint} is {status}: waiting {self.poll_s:.0f}s before deleting it")
-            time.sleep(self.poll_s)
+            if status in SETTLING:
+                print(f"endpoint {endpoint} is {status}: waiting {self.poll_s:.0f}s before deleting it")
+                return False
+            return True
+
+        wait_until(settled, timeout=self.settle_s, every=self.poll_s, error=TargetError,
+                   what=f"endpoint {endpoint} to finish {'/'.join(SETTLING)} before it can be deleted "
+                        "(delete it later with `labkit sweep --aws --delete`)")
 
     def leftovers(self) -> list[Leftover]:
         """What this run made and has not deleted yet, found by its tags (as ``sweep`` finds it)."""
