@@ -40,6 +40,13 @@ def test_build_uses_dockerlabs_build_or_with_buildkit_its_buildkit_build(tmp_pat
          {"lab": "03", "dockerfile": "Dockerfile", "secrets": {"t": "f"}, "no_cache": True})]
 
 
+def test_checked_build_is_dockerlabs_for_this_lab(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(dockerlab, "checked_build", lambda *args, **kwargs: calls.append((args, kwargs)) or "image")
+    assert Lab("01", tmp_path).checked_build(tmp_path, "labkit/01-cleanup:v1", dockerfile="Dockerfile.cleanup") == "image"
+    assert calls == [((tmp_path, "labkit/01-cleanup:v1"), {"lab": "01", "dockerfile": "Dockerfile.cleanup"})]
+
+
 def test_join_swarm_leaves_an_existing_swarm_as_it_is(tmp_path, monkeypatch, capsys):
     class Engine:
         def info(self):

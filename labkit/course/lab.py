@@ -6,8 +6,8 @@ It creates nothing, so the checks can use the same names (the grader runs the ce
 it in the checks' kernel too). ``lab.start()`` (or ``labkit.start("01")``) checks what the lab
 needs (with a message that says what to do), makes the scratch folder, removes what an earlier
 run left and registers the cleanup to run when the kernel exits, so an interrupted lab leaves
-nothing behind. ``lab.build``, ``lab.run``, ``lab.running`` and ``lab.run_output`` are
-:mod:`labkit.dockerlab`'s, with what they make labelled as this lab's.
+nothing behind. ``lab.build``, ``lab.checked_build``, ``lab.run``, ``lab.running`` and
+``lab.run_output`` are :mod:`labkit.dockerlab`'s, with what they make labelled as this lab's.
 """
 
 from __future__ import annotations
@@ -83,6 +83,10 @@ class Lab:
         """``dockerlab.build`` (with ``buildkit``, ``dockerlab.build_with_buildkit``) for this lab."""
         make = dockerlab.build_with_buildkit if buildkit else dockerlab.build
         return make(context, tag, lab=self.number, dockerfile=dockerfile, **options)
+
+    def checked_build(self, context: str | Path, tag: str, *, dockerfile: str | Path = "Dockerfile"):
+        """``dockerlab.checked_build`` for this lab: the image the Dockerfile makes now, built by a check."""
+        return dockerlab.checked_build(context, tag, lab=self.number, dockerfile=dockerfile)
 
     def run(self, ref: str, **options):
         """``dockerlab.run`` for this lab: a detached container its cleanup removes."""
