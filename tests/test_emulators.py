@@ -51,6 +51,10 @@ def test_moto_records_every_request_and_a_grader_s_moto_is_attached_not_owned(mo
     assert isinstance(info.value, AssertionError)  # lab 03's cells catch it as one
     attached.stop()
     assert moto.running() and moto.answers()  # the grader's emulator is not the lab's to stop
+    nobody = f"http://127.0.0.1:{emulators.free_port(None)}"
+    monkeypatch.setenv(emulators.MOTO_URL_ENV, nobody)
+    with pytest.raises(emulators.EmulatorError, match=f"the grader's server at {nobody} does not answer"):
+        emulators.start_moto(show=False)
 
 
 def test_moto_starts_answers_serves_secrets_and_stops():

@@ -99,6 +99,15 @@ class ChildServer:
         except (urllib.error.URLError, OSError):
             return False
 
+    @classmethod
+    def attach(cls, url: str, *, error: type[Exception], **fields):
+        """The server another process (the grader) started at ``url``, once it answers."""
+        address = urllib.parse.urlsplit(url)
+        server = cls(port=address.port, host=address.hostname, **fields)
+        if not server.answers():
+            raise error(f"the grader's server at {url} does not answer")
+        return server
+
     @property
     def attached(self) -> bool:
         """True for a server another process started (the grader's), which this one must not stop."""
@@ -247,11 +256,8 @@ def start_moto(port: int | None = None, *, timeout: float = 30, show: bool = Tru
     its request log goes to ``recording`` (a new temporary file by default). Under ``labkit
     grade`` (``LABKIT_MOTO_URL`` set, no ``port`` asked for) attach to the grader's instead."""
     if port is None and (url := os.environ.get(MOTO_URL_ENV)):
-        host, _, found = urllib.parse.urlsplit(url).netloc.rpartition(":")
         log = os.environ.get(MOTO_RECORDING_ENV)
-        moto = Moto(port=int(found), host=host, recording=Path(log) if log else None)
-        if not moto.answers():
-            raise EmulatorError(f"the grader's moto at {url} does not answer")
+        moto = Moto.attach(url, error=EmulatorError, recording=Path(log) if log else None)
         if show:
             print(f"moto answers on {moto.url} (started by the grader)")
         return moto

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,10 +81,7 @@ def start_standin(lab: str, port: int | None = None, *, show: bool = True, timeo
     until it answers; it is stopped at interpreter exit, and dies with this process. Under
     ``labkit grade`` (``LABKIT_VERTEX_URL`` set, no ``port`` asked for) attach to the grader's."""
     if port is None and (url := os.environ.get(STANDIN_URL_ENV)):
-        host, _, found = urllib.parse.urlsplit(url).netloc.rpartition(":")
-        standin = StandIn(port=int(found), host=host, lab=lab)
-        if not standin.answers():
-            raise VertexError(f"the grader's Vertex stand-in at {url} does not answer")
+        standin = StandIn.attach(url, error=VertexError, lab=lab)
         _STANDIN_URLS.add(standin.url)
         if show:
             print(f"Vertex AI stand-in (teaching stand-in, not an emulator) answers on {standin.url} "
