@@ -114,6 +114,37 @@ def test_prune_waits_for_another_prune_to_end(monkeypatch):
         cleaning._prune({"dangling": True}, patience=0.6)
 
 
+class LeavingSwarm:
+    """An engine whose swarm another lab's run is leaving: "active", but its swarm API answers 503,
+    then no swarm at all."""
+
+    def __init__(self, states):
+        self.states, self.listed = list(states), 0
+        self.services = self
+
+    def info(self):
+        return {"Swarm": self.states.pop(0) if len(self.states) > 1 else self.states[0]}
+
+    def list(self, **filters):
+        self.listed += 1
+        raise busy(503)
+
+
+def test_swarm_cleanup_waits_out_a_swarm_that_is_being_left():
+    active = {"LocalNodeState": "active", "ControlAvailable": True, "NodeID": "n1"}
+    engine_ = LeavingSwarm([active, {"LocalNodeState": "pending"}, {"LocalNodeState": "inactive"}])
+    removed = {"services": 0, "secrets": 0}
+    assert not cleaning._swarm_cleaned(engine_, "01", removed)  # 503: not yet
+    assert not cleaning._swarm_cleaned(engine_, "01", removed)  # pending: not yet
+    assert cleaning._swarm_cleaned(engine_, "01", removed) and engine_.listed == 1  # gone: nothing left to do
+    locked = LeavingSwarm([{"LocalNodeState": "locked"}])
+    assert cleaning._swarm_cleaned(locked, "01", removed) and locked.listed == 0  # not ours to manage: skipped
+    broken = LeavingSwarm([active])
+    broken.list = lambda **filters: (_ for _ in ()).throw(busy(500))
+    with pytest.raises(docker.errors.APIError):  # any other engine error is not a transition: it is raised
+        cleaning._swarm_cleaned(broken, "01", removed)
+
+
 def test_errors_are_labkit_errors():
     assert issubclass(dockerlab.BuildError, dockerlab.DockerLabError)
     assert issubclass(dockerlab.DockerLabError, LabkitError)

@@ -24,9 +24,9 @@ def cleanup(lab: str | None = None, *, show: bool = True) -> dict[str, int]:
         return {}
     filters = engine.filters(lab)
     removed = {"services": 0, "secrets": 0, "containers": 0, "networks": 0, "volumes": 0}
-    swarm = c.info().get("Swarm") or {}
-    if swarm.get("LocalNodeState") == "active" and swarm.get("ControlAvailable"):
-        _cleanup_swarm(c, lab, swarm["NodeID"], removed)
+    wait_until(lambda: _swarm_cleaned(c, lab, removed), timeout=SWARM_SETTLE_S, every=1, error=DockerLabError,
+               what="the engine's swarm to settle so that the lab's swarm services and secrets can be removed "
+                    "(`docker info` shows its state)")
     named = re.compile("^labkit-" + (re.escape(lab) if lab else r"\d\d") + "-")  # made by a tool that labels nothing
     found = {x.id: x for x in c.containers.list(all=True, filters=filters)}
     found.update({x.id: x for x in c.containers.list(all=True) if named.match(x.name) and x.id not in found
@@ -43,6 +43,26 @@ def cleanup(lab: str | None = None, *, show: bool = True) -> dict[str, int]:
         removed["volumes"] += 1
     _report(removed, show)
     return removed
+
+
+#: How long a cleanup waits for a swarm that another lab's run is joining or leaving.
+SWARM_SETTLE_S = 30
+
+
+def _swarm_cleaned(c, lab: str | None, removed: dict[str, int]) -> bool:
+    """Clean the lab's part of the engine's swarm, if the engine is in one; False (try again) while
+    the swarm is changing under us: another lab's run (lab 03's) may be joining or leaving it, and
+    meanwhile the engine says "active" but its swarm API answers 503."""
+    swarm = c.info().get("Swarm") or {}
+    if swarm.get("LocalNodeState") != "active" or not swarm.get("ControlAvailable"):
+        return swarm.get("LocalNodeState") != "pending"  # no swarm, or none this node manages: nothing to do
+    try:
+        _cleanup_swarm(c, lab, swarm["NodeID"], removed)
+    except docker.errors.APIError as exc:
+        if exc.status_code != 503:
+            raise
+        return False
+    return True
 
 
 def _cleanup_swarm(c, lab: str | None, node_id: str, removed: dict[str, int]) -> None:
