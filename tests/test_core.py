@@ -32,6 +32,25 @@ def test_wait_until_returns_the_first_true_value_and_names_what_it_awaited_on_ti
     assert seen and seen == sorted(seen)
 
 
+def test_wait_until_keeps_its_pace_whatever_a_try_costs(monkeypatch):
+    now, naps = [0.0], []
+    monkeypatch.setattr(time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(time, "sleep", lambda s: (naps.append(round(s, 6)), now.__setitem__(0, now[0] + s)))
+
+    def slow_try(cost):
+        def condition():
+            now[0] += cost
+            return now[0] >= 3.0
+        return condition
+
+    wait_until(slow_try(0.25), timeout=10, every=1.0, what="x")
+    assert naps and set(naps) == {0.75}  # a try of 0.25 s, then the rest of the second
+    naps.clear()
+    now[0] = 0.0
+    wait_until(slow_try(1.5), timeout=10, every=1.0, what="x")
+    assert naps == [0.0]  # a try longer than the period is followed at once
+
+
 def test_one_slug_and_one_image_reference_parser():
     assert names.slug("The Vertex stand-in") == "the-vertex-stand-in"
     assert names.slug("--Lab 05__x--") == "lab-05-x"
