@@ -63,6 +63,15 @@ def _float_env(env: Mapping[str, str], name: str, default: float) -> float:
         raise ValueError(f"{name}={value!r} is not a number") from None
 
 
+def _device_env(env: Mapping[str, str]) -> str:
+    from .accel import DEVICES
+
+    value = env.get("MODEL_DEVICE", "").strip().lower() or "auto"
+    if value not in DEVICES:
+        raise ValueError(f"MODEL_DEVICE={value!r}: use one of {', '.join(DEVICES)}")
+    return value
+
+
 def _route_env(env: Mapping[str, str], name: str) -> Optional[str]:
     value = env.get(name, "").strip()
     if not value:
@@ -83,6 +92,7 @@ class Settings:
     health_route: Optional[str] = None   # AIP_HEALTH_ROUTE
     predict_route: Optional[str] = None  # AIP_PREDICT_ROUTE
     sagemaker_timeout: Optional[str] = None  # SAGEMAKER_MODEL_SERVER_TIMEOUT, logged only
+    device: str = "auto"  # MODEL_DEVICE: auto | cpu | cuda (see accel.py)
 
     @classmethod
     def from_env(
@@ -104,4 +114,5 @@ class Settings:
             health_route=_route_env(env, "AIP_HEALTH_ROUTE"),
             predict_route=_route_env(env, "AIP_PREDICT_ROUTE"),
             sagemaker_timeout=env.get("SAGEMAKER_MODEL_SERVER_TIMEOUT") or None,
+            device=_device_env(env),
         )

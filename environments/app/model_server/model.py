@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
+from .accel import LinearPredictor, choose_device
 from .train import METADATA_FILE, MODEL_FILE
 
 log = logging.getLogger("model_server")
@@ -106,8 +107,10 @@ def parse_csv_instances(body: bytes, feature_names: Sequence[str]) -> Rows:
 class ModelHolder:
     """Holds the model and its loading state: loading -> ready | failed."""
 
-    def __init__(self, model_dir: Path):
+    def __init__(self, model_dir: Path, device: str = "auto"):
         self.model_dir = Path(model_dir)
+        self.requested_device = device
+        self.device: Optional[str] = None  # "cpu" or "cuda" once loaded
         self.state = "loading"
         self.reason = "model is loading"
         self.model: Any = None
@@ -141,6 +144,8 @@ class ModelHolder:
             import sklearn
 
             model = joblib.load(model_path)
+            device = choose_device(self.requested_device)
+            predictor = LinearPredictor(model, device)
             metadata = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
             metadata.setdefault("feature_names", [f"f{i}" for i in range(model.n_features_in_)])
             metadata.setdefault("class_names", [str(c) for c in model.classes_])
@@ -154,15 +159,13 @@ class ModelHolder:
             log.error("%s", self.reason)
             return
         with self._lock:
-            self.model, self.metadata = model, metadata
+            self.model, self.metadata, self.device = predictor, metadata, device
             self.state, self.reason = "ready", "model loaded"
-        log.info("model loaded from %s in %.0f ms (%s, accuracy %s)", self.model_dir,
+        log.info("model loaded from %s in %.0f ms (%s, accuracy %s, on %s)", self.model_dir,
                  (time.monotonic() - started) * 1000, metadata.get("name", "model"),
-                 metadata.get("accuracy", "n/a"))
+                 metadata.get("accuracy", "n/a"), device)
 
     def predict(self, rows: Rows) -> list[str]:
         if not self.ready:
             raise RuntimeError(self.reason)
-        import numpy as np
-
-        return [str(label) for label in self.model.predict(np.asarray(rows, dtype=float))]
+        return self.model.predict(rows)

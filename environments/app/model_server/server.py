@@ -59,7 +59,7 @@ class ModelHTTPServer(ThreadingHTTPServer):
 
     def __init__(self, settings: Settings):
         self.settings = settings
-        self.holder = ModelHolder(settings.model_dir)
+        self.holder = ModelHolder(settings.model_dir, settings.device)
         self.metrics = Metrics(settings.version)
         self.draining = False
         self.hostname = socket.gethostname()  # X-Served-By: tells replicas behind a proxy apart
@@ -212,7 +212,9 @@ class Handler(BaseHTTPRequestHandler):
         self._send(200, self.server.metrics.render(), self.server.metrics.content_type)
 
     def version(self, _body: bytes) -> None:
-        self._send_json(200, {"version": self.server.settings.version, "model": self.server.holder.metadata})
+        holder = self.server.holder
+        self._send_json(200, {"version": self.server.settings.version, "model": holder.metadata,
+                              "device": holder.device})
 
     def predict(self, body: bytes) -> None:
         """POST /predict (and AIP_PREDICT_ROUTE): JSON in, JSON out, any Content-Type."""
