@@ -61,7 +61,17 @@ class _ShortNames(importlib.abc.MetaPathFinder, importlib.abc.Loader):
 if not any(isinstance(finder, _ShortNames) for finder in sys.meta_path):
     sys.meta_path.insert(0, _ShortNames())  # before any finder that could find a stale file of that name
 
-from .course.checks import check, score_table, skip  # noqa: E402 - after the finder, which they do not need
-from .course.lab import Lab, LabSetupError, start  # noqa: E402
+#: What ``labkit.<name>`` gives without an import of its own: the course's entry points. They are
+#: imported on first use, so that the lower layers (``labkit.machine.gpu`` on a GPU machine with
+#: no Docker SDK, say) import without the course's dependencies.
+_ENTRY_POINTS = {"check": "course.checks", "score_table": "course.checks", "skip": "course.checks",
+                 "Lab": "course.lab", "LabSetupError": "course.lab", "start": "course.lab"}
+
+
+def __getattr__(name: str):
+    if name in _ENTRY_POINTS:
+        return getattr(importlib.import_module(f"{__name__}.{_ENTRY_POINTS[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = ["LAYERS", "Lab", "LabSetupError", "SHORT_NAMES", "check", "score_table", "skip", "start"]
