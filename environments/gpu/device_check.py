@@ -180,10 +180,31 @@ def gpu_figures() -> dict:
     a = cupy.random.default_rng(0).standard_normal((n, n), dtype=cupy.float32).astype(cupy.float16)
     b = cupy.random.default_rng(1).standard_normal((n, n), dtype=cupy.float32).astype(cupy.float16)
     matmul_ms = timed_ms(lambda: a @ b, repeats=10, sync=sync)
-    return {"copy_gb_per_s": 2 * source.nbytes / (copy_ms / 1000) / 1e9,
+    del source, target, a, b
+    copy_gb_per_s = 2 * 2 * 2**30 / (copy_ms / 1000) / 1e9
+    return {"copy_gb_per_s": copy_gb_per_s,
             "fp16_matmul_tflop_per_s": 2 * n**3 / (matmul_ms / 1000) / 1e12,
             "method": "CuPy: device-to-device copy of 2 GiB (bytes read + written); 8192x8192x8192 fp16 "
-                      "product (2n^3 flop); medians of 10 after 2 warm-ups"}
+                      "product (2n^3 flop); medians of 10 after 2 warm-ups",
+            "decode_step": decode_step(copy_gb_per_s)}
+
+
+def decode_step(bandwidth_gb_per_s: float, params: int = 8 * 10**9) -> dict:
+    """One token of a ``params``-parameter fp16 decoder at batch 1 reads every weight once: time a
+    matrix-vector product over that many fp16 weights and set it beside the bandwidth bound."""
+    import cupy
+
+    width = 8192
+    weights = cupy.empty((params // width, width), dtype=cupy.float16)
+    weights.fill(0.01)
+    x = cupy.full(width, 0.01, dtype=cupy.float16)
+    step_ms = timed_ms(lambda: weights @ x, repeats=20, sync=cupy.cuda.Device().synchronize)
+    nbytes = weights.nbytes
+    del weights
+    return {"params": params, "weights_gb": nbytes / 1e9, "step_ms": step_ms,
+            "measured_tokens_per_s": 1000 / step_ms,
+            "bound_tokens_per_s": bandwidth_gb_per_s * 1e9 / nbytes,
+            "method": "fp16 matrix-vector product over all weights (CuPy/cuBLAS), median of 20"}
 
 
 def main() -> int:
