@@ -14,6 +14,9 @@ def _solution(tmp_path):
         new_code_cell("def f():\n    ### BEGIN SOLUTION\n    return 2\n    ### END SOLUTION"),
         new_code_cell("%%writefile Dockerfile\n### BEGIN SOLUTION\nFROM python:3.11-slim\n### END SOLUTION"),
         new_code_cell("check('01.a', 1, t, hint='h')", metadata={"labkit": {"check": "01.a", "points": 1}}),
+        new_code_cell("def t():\n    assert f() == 2\n    ### BEGIN HIDDEN CHECKS\n    assert f() != 3\n"
+                      "    ### END HIDDEN CHECKS\ncheck('01.b', 1, t)", metadata={"labkit": {"check": "01.b", "points": 1}}),
+        new_code_cell("# a note on ### BEGIN HIDDEN CHECKS\n### BEGIN HIDDEN CHECKS\nkept = 1\n### END HIDDEN CHECKS"),
     ])
     nb.metadata["labkit"] = {"lab": "01"}
     nb.cells[1].outputs = [nbformat.v4.new_output("stream", text="2\n")]
@@ -33,6 +36,8 @@ def test_markers_become_stubs_and_other_cells_stay_as_they_are(tmp_path):
     assert cells[2].source == "def f():\n    # YOUR CODE HERE\n    raise NotImplementedError()"
     assert cells[3].source == "%%writefile Dockerfile\n# YOUR CODE HERE"
     assert cells[4].source == "check('01.a', 1, t, hint='h')" and cells[4].metadata["labkit"]["check"] == "01.a"
+    assert cells[5].source == "def t():\n    assert f() == 2\ncheck('01.b', 1, t)", "hidden cases are left out"
+    assert "kept = 1" in cells[6].source, "only a check cell has hidden cases"
     src = nbformat.read(solutions / "01_demo.ipynb", as_version=4)
     assert [c.id for c in src.cells] == [c.id for c in cells], "cell ids are kept"
 

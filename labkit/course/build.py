@@ -1,7 +1,8 @@
 """``labkit build``: write labs/ from solutions/ with nbgrader-style markers.
 
 In a solution notebook, code between ``### BEGIN SOLUTION`` and ``### END SOLUTION``
-becomes a stub for the student (see :mod:`labkit.cells` for what each cell is). Outputs
+becomes a stub for the student, and a check cell's ``### BEGIN HIDDEN CHECKS`` region is left
+out (see :mod:`labkit.cells` for what each cell is). Outputs
 and execution counts are cleared and cell ids and metadata kept, so the transform is
 reproducible and the grader can match cells between a lab and its solution.
 """
@@ -16,7 +17,7 @@ import nbformat
 
 from ..core import paths
 from ..core.errors import LabkitError
-from .cells import SOLUTION
+from .cells import HIDDEN, SOLUTION, check_of
 
 CODE_STUB = "# YOUR CODE HERE\nraise NotImplementedError()\n"
 FILE_STUB = "# YOUR CODE HERE\n"  # a cell that writes a file (%%writefile): a comment, not Python
@@ -33,6 +34,8 @@ def strip_cell(cell: nbformat.NotebookNode) -> nbformat.NotebookNode:
     source = cell.source
     if cell.cell_type == "code":
         stub = FILE_STUB if source.startswith("%%") else CODE_STUB
+        if check_of(cell):
+            source = HIDDEN.sub("", source)
         source = SOLUTION.sub(lambda m: "".join(_indent_of(m) + line + "\n"
                                                 for line in stub.splitlines()), source)
         cell.outputs = []

@@ -4,7 +4,8 @@
   ships a stub there, and at grading the student's version of that cell is the one that runs.
 - A **check** cell carries ``{"labkit": {"check": "01.final-size", "points": 3}}`` in its
   metadata (as nbgrader keeps grade ids and points) and calls ``labkit.check`` with the same
-  id and points.
+  id and points. Its ``### BEGIN HIDDEN CHECKS`` … ``### END HIDDEN CHECKS`` region, if any,
+  is left out of the lab and runs only when graded.
 - A **shared** cell (``{"labkit": {"role": "shared"}}``, and the parameters cell) defines the
   names a lab's cells and its checks use; at grading it runs in both kernels.
 - A **checker** cell (``{"labkit": {"role": "checker"}}``) measures a baseline or makes
@@ -24,6 +25,10 @@ import re
 
 _REGION = r"^[ \t]*(?:#|<!--)?[ \t]*### BEGIN {0}.*?^[ \t]*(?:#|<!--)?[ \t]*### END {0}[^\n]*\n?"
 SOLUTION = re.compile(_REGION.format("SOLUTION"), re.M | re.S)
+#: In a check cell: cases the student must not read (as nbgrader's hidden tests). The lab ships
+#: the cell without them, so a check run by hand tests the visible cases only; graded, the
+#: canonical cell runs whole.
+HIDDEN = re.compile(_REGION.format("HIDDEN CHECKS"), re.M | re.S)
 
 STUDENT, SHARED, CHECKER = "student", "shared", "checker"
 _SHARED_TAGS = {"parameters", "injected-parameters"}  # papermill's: the instructor's -p values

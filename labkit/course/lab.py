@@ -84,9 +84,10 @@ class Lab:
         make = dockerlab.build_with_buildkit if buildkit else dockerlab.build
         return make(context, tag, lab=self.number, dockerfile=dockerfile, **options)
 
-    def checked_build(self, context: str | Path, tag: str, *, dockerfile: str | Path = "Dockerfile"):
+    def checked_build(self, context: str | Path, tag: str, *, dockerfile: str | Path = "Dockerfile",
+                      target: str | None = None):
         """``dockerlab.checked_build`` for this lab: the image the Dockerfile makes now, built by a check."""
-        return dockerlab.checked_build(context, tag, lab=self.number, dockerfile=dockerfile)
+        return dockerlab.checked_build(context, tag, lab=self.number, dockerfile=dockerfile, target=target)
 
     def run(self, ref: str, **options):
         """``dockerlab.run`` for this lab: a detached container its cleanup removes."""

@@ -31,6 +31,7 @@ LABS: dict[str, LabNeeds] = {
     "01": LabNeeds(("docker", "base-images")),
     "02": LabNeeds(("docker", "base-images", "compose")),
     "03": LabNeeds(("docker", "base-images", "compose"), services=("moto",), swarm=True),
+    "04": LabNeeds(("docker", "base-images")),
     "05": LabNeeds(("docker", "base-images"), services=("moto",)),
     "06": LabNeeds(("docker", "base-images", "cloud-sdks"), services=("vertex-standin",)),
 }

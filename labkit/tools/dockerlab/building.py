@@ -32,8 +32,8 @@ def last_failure(tag: str) -> BuildError | None:
 
 
 def build(context: str | Path, tag: str, *, lab: str, dockerfile: str | Path = "Dockerfile",
-          buildargs: dict[str, str] | None = None, show: bool = True):
-    """Build an image the way ``docker build -t TAG -f DOCKERFILE CONTEXT`` does.
+          buildargs: dict[str, str] | None = None, target: str | None = None, show: bool = True):
+    """Build an image the way ``docker build -t TAG -f DOCKERFILE [--target STAGE] CONTEXT`` does.
 
     Prints the equivalent command, then one line per build step with the time it
     took, and returns the image. A failed step raises :class:`BuildError` naming the
@@ -41,14 +41,15 @@ def build(context: str | Path, tag: str, *, lab: str, dockerfile: str | Path = "
     """
     context, dockerfile_path = _context_and_dockerfile(context, dockerfile)
     if show:
-        print(f"$ docker build -t {tag} -f {dockerfile_path} {context}")
+        print(f"$ docker build -t {tag} -f {dockerfile_path}{f' --target {target}' if target else ''} {context}")
     log: list[str] = []
     step, started = "", time.monotonic()
     heartbeat = started
     try:
         stream = engine.client().api.build(
             path=str(context), dockerfile=str(dockerfile_path.resolve()), tag=tag,
-            labels=_build_labels(lab), buildargs=buildargs or {}, rm=True, forcerm=True, decode=True)
+            labels=_build_labels(lab), buildargs=buildargs or {}, target=target, rm=True, forcerm=True,
+            decode=True)
         for chunk in stream:
             if "error" in chunk:
                 tail = "\n".join(log[-25:])
@@ -178,15 +179,16 @@ def context_bytes(context: str | Path) -> int:
 _BUILT_FOR_CHECKS: dict[tuple, object] = {}
 
 
-def checked_build(context: str | Path, tag: str, *, lab: str, dockerfile: str | Path = "Dockerfile"):
+def checked_build(context: str | Path, tag: str, *, lab: str, dockerfile: str | Path = "Dockerfile",
+                  target: str | None = None):
     """The image that a student's Dockerfile builds *now*, built by the check itself (quietly, and
     from the build cache when nothing changed): a check inspects what the Dockerfile makes, not
     whatever ``tag`` happens to name. A Dockerfile that does not build fails the check with the
     step it stopped at. Within one process the result is reused until the Dockerfile or the
     build context changes."""
     context, path = _context_and_dockerfile(context, dockerfile, missing=RequirementNotMet)
-    key = ("student", tag, str(path.resolve()), path.read_bytes(), _context_state(context))
-    return _build_once(key, lambda: build(context, tag, lab=lab, dockerfile=dockerfile, show=False),
+    key = ("student", tag, str(path.resolve()), path.read_bytes(), target, _context_state(context))
+    return _build_once(key, lambda: build(context, tag, lab=lab, dockerfile=dockerfile, target=target, show=False),
                        f"{path.name} does not build")
 
 
