@@ -82,6 +82,11 @@ def _lab(args) -> int:
 
 
 def _doctor(args) -> int:
+    if args.gpu or args.image:
+        from .machine.gpu import run_gpu_doctor
+
+        rows = run_gpu_doctor(args.image)
+        return 1 if any(row.ok is False for row in rows) else 0
     from .machine.doctor import run_doctor
 
     return run_doctor()
@@ -180,6 +185,9 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=_lab)
 
     p = sub.add_parser("doctor", help="check this machine for what the labs need")
+    p.add_argument("--gpu", action="store_true",
+                   help="the FAQ's three GPU checks: toolkit, a real --gpus all request, driver vs CUDA")
+    p.add_argument("--image", metavar="IMAGE", help="with --gpu: also check IMAGE's CUDA version against the driver")
     p.set_defaults(func=_doctor)
 
     p = sub.add_parser("images", help="make sure the base images exist (pull, or build stand-ins)")

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ..core.errors import LabkitError
-from . import probes
+from . import gpu, probes
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ TABLE: dict[str, Capability] = {c.name: c for c in (
     Capability("kind", "kind", probes.kind),
     Capability("kubectl", "kubectl", probes.kubectl),
     Capability("gpu", "NVIDIA GPU", probes.gpu),
-    Capability("nvidia-toolkit", "NVIDIA Container Toolkit", probes.nvidia_toolkit),
+    Capability("nvidia-toolkit", "NVIDIA Container Toolkit", gpu.toolkit),
     Capability("aws-credentials", "AWS credentials", probes.aws_credentials),
     Capability("gcp-credentials", "GCP credentials", probes.gcp_credentials),
     Capability("cloud-sdks", "Cloud SDKs (lab 06)", probes.cloud_sdks),

@@ -206,8 +206,9 @@ def examine(image: str | None = None) -> list[Row]:
             rows.append(Row("--gpus all", True, "a container started with every GPU"))
         else:
             diagnosis = result.diagnosis
-            rows.append(Row("--gpus all", False, result.output.strip()[-300:],
-                            f"{diagnosis.why}: {diagnosis.fix}" if diagnosis else "see the message"))
+            fix = "see the message" if diagnosis is None else diagnosis.why + (
+                "" if diagnosis.fix == rows[0].fix else f": {diagnosis.fix}")  # said once, on the toolkit row
+            rows.append(Row("--gpus all", False, result.output.strip()[-300:], fix))
     info = probes.gpu_info()
     if info is None:
         rows.append(Row("driver", None, driver().reason or "no GPU"))

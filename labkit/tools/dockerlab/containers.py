@@ -32,10 +32,11 @@ def run(ref: str, *, lab: str, name: str | None = None, ports: dict | None = Non
 
 
 def run_output(ref: str, command: list[str] | None = None, *, lab: str, entrypoint=None,
-               timeout: float = 60, volumes: dict | None = None) -> tuple[int, str]:
-    """Run ``command`` in a fresh container to completion: (exit code, output)."""
+               timeout: float = 60, volumes: dict | None = None, **kwargs) -> tuple[int, str]:
+    """Run ``command`` in a fresh container to completion: (exit code, output). ``kwargs`` go to
+    the SDK's ``containers.create`` (``device_requests``, say)."""
     container = engine.client().containers.create(image(ref).id, command=command, entrypoint=entrypoint,
-                                                  labels=engine.labels(lab), volumes=volumes)
+                                                  labels=engine.labels(lab), volumes=volumes, **kwargs)
     try:
         container.start()
         try:
