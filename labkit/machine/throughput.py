@@ -35,8 +35,8 @@ def memory_bandwidth_gbs(size_mb: int = 256, repeats: int = 5) -> float:
     CPU) does it. What it does not: the machine's total bandwidth with every core busy (a copy is
     one thread; with all cores reading, a server gets several times more), nor cache bandwidth:
     keep ``size_mb`` well above the last-level cache (tens of MB on most CPUs) or the figure is the
-    cache's, not memory's. Write-allocate traffic (a store that first reads its cache line) is not
-    counted, so the hardware moved somewhat more than the figure says.
+    cache's, not memory's. It counts the bytes the program asked to move: where a store first reads
+    its cache line (write-allocate; large copies often avoid it), the hardware moved more.
     """
     import numpy as np
 
