@@ -88,7 +88,8 @@ def sagemaker_figures(workspace: Path) -> dict:
 
 
 def cpu_figures() -> dict:
-    """Lab 04: this CPU measured, then where a few models' weights fit and the batch-1 ceiling on
+    """Lab 04: this CPU measured, then where a few models' weights alone fit (with nothing to spare
+    for the KV cache or the runtime, so a real model needs more) and the batch-1 ceiling on
     tokens/s here (each token reads every weight once: bandwidth / weight bytes)."""
     cpu = throughput.measure_cpu()
     print(f"CPU: {cpu.model}, {cpu.cores} cores, {cpu.memory_gb:.1f} GB RAM; one core copies at "
@@ -97,10 +98,10 @@ def cpu_figures() -> dict:
     for model, params in {"BERT-base 110M": 110e6, "Llama 8B": 8e9, "Llama 70B": 70e9}.items():
         for dtype, size in (("fp16", 2), ("int4", 0.5)):
             weights = params * size / 1e9
-            here = f"fits {cpu.memory_gb:.0f} GB RAM" if weights <= cpu.memory_gb else "not in RAM"
-            gpu = next((g.name for g in accelerators.by_memory() if weights <= g.memory_gb), "no single GPU")
+            here = f"fits {cpu.memory_gb:.0f} GB RAM" if weights < cpu.memory_gb else "not in RAM"
+            gpu = next((g.name for g in accelerators.by_memory() if weights < g.memory_gb), "no single GPU")
             print(f"  {model:<15} {dtype}: {weights:7.2f} GB of weights, {here}, "
-                  f"<= {cpu.bandwidth_gbs / weights:8.1f} tokens/s here; smallest GPU that holds them: {gpu}")
+                  f"<= {cpu.bandwidth_gbs / weights:8.1f} tokens/s here; smallest GPU with more memory: {gpu}")
     return {"cpu_model": cpu.model, "cpu_cores": cpu.cores, "cpu_bandwidth_gbs": round(cpu.bandwidth_gbs, 1),
             "cpu_float32_gflops": round(cpu.float32_gflops, 1), "cpu_float64_gflops": round(cpu.float64_gflops, 1)}
 
