@@ -4,7 +4,8 @@ Sizes are of images built here in one run (so the ratio is what matters); start-
 latency come from lab 01's final image, and from lab 05's SageMaker image started as SageMaker
 starts it, under a fixed, bounded load on loopback; grading times are graded runs of each
 solution notebook, with the part of it the checks' kernel spent (shared cells included, which
-both kernels run).
+both kernels run). Lab 04's figures come first: this CPU's bandwidth and multiply rates, and what
+a few model sizes need against this machine and the GPU table.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from labkit import build, dockerlab, grade, paths, sagemaker, serving
 from labkit.images import ensure_base_images
 from labkit.lab import Lab
 from labkit.load import run_load
+from labkit.machine import accelerators, throughput
 
 OUT = paths.REPO / "build" / "bench" / "results.json"
 LABEL = "bench"
@@ -85,6 +87,25 @@ def sagemaker_figures(workspace: Path) -> dict:
     return figures
 
 
+def cpu_figures() -> dict:
+    """Lab 04: this CPU measured, then where a few models' weights alone fit (with nothing to spare
+    for the KV cache or the runtime, so a real model needs more) and the batch-1 ceiling on
+    tokens/s here (each token reads every weight once: bandwidth / weight bytes)."""
+    cpu = throughput.measure_cpu()
+    print(f"CPU: {cpu.model}, {cpu.cores} cores, {cpu.memory_gb:.1f} GB RAM; one core copies at "
+          f"{cpu.bandwidth_gbs:.1f} GB/s; matmul {cpu.float32_gflops:.0f} GFLOP/s float32, "
+          f"{cpu.float64_gflops:.0f} float64")
+    for model, params in {"BERT-base 110M": 110e6, "Llama 8B": 8e9, "Llama 70B": 70e9}.items():
+        for dtype, size in (("fp16", 2), ("int4", 0.5)):
+            weights = params * size / 1e9
+            here = f"fits {cpu.memory_gb:.0f} GB RAM" if weights < cpu.memory_gb else "not in RAM"
+            gpu = next((g.name for g in accelerators.by_memory() if weights < g.memory_gb), "no single GPU")
+            print(f"  {model:<15} {dtype}: {weights:7.2f} GB of weights, {here}, "
+                  f"<= {cpu.bandwidth_gbs / weights:8.1f} tokens/s here; smallest GPU with more memory: {gpu}")
+    return {"cpu_model": cpu.model, "cpu_cores": cpu.cores, "cpu_bandwidth_gbs": round(cpu.bandwidth_gbs, 1),
+            "cpu_float32_gflops": round(cpu.float32_gflops, 1), "cpu_float64_gflops": round(cpu.float64_gflops, 1)}
+
+
 def checks_seconds(executed: Path, solution: Path) -> float:
     """Seconds the checks' kernel spent on the check, checker and shared cells of a graded run."""
     import nbformat
@@ -98,8 +119,8 @@ def checks_seconds(executed: Path, solution: Path) -> float:
 
 
 def main() -> int:
+    results = cpu_figures()
     ensure_base_images()
-    results = {}
     try:
         with tempfile.TemporaryDirectory(prefix="labkit-bench-") as workspace:
             results.update(image_figures(Path(workspace)))

@@ -1,4 +1,5 @@
-"""Pictures of images: total sizes side by side, and where each image's bytes are."""
+"""Pictures: image sizes side by side and where each image's bytes are (lab 01); what a model needs
+in memory and speed, CPU against GPU (lab 04)."""
 
 from __future__ import annotations
 
@@ -57,3 +58,87 @@ def layer_table(ref: str) -> None:
     """Print the image's layers, oldest first: size and the instruction that made each."""
     for layer in dockerlab.layers(ref):
         print(f"{dockerlab.human(layer.size):>9}  {layer.instruction[:90]}")
+
+
+def gpu_sizing(memory_gb, tokens_per_s, *, models: dict[str, float], dtypes=("fp32", "fp16", "int8", "int4"),
+               gpus, cpu_bandwidth_gbs: float, cpu_memory_gb: float, gpu: str | None = None):
+    """Two panels for "Do I need a GPU?", drawn from the student's own two functions.
+
+    Left: ``memory_gb(params, dtype)`` for each model and dtype (log bars), against a line at each
+    GPU's memory (GPUs of one size share a line) and one at this machine's RAM. Right:
+    ``tokens_per_s(params, dtype, bandwidth_gbs)``, the batch-1, memory-bound ceiling on tokens per
+    second, on this CPU (dashed) and on ``gpu`` (solid; a name in ``gpus``, else the last of them);
+    a hollow marker means the model does not fit in that device's memory at that dtype.
+    ``gpus`` are rows with ``name``, ``memory_gb`` and ``bandwidth_gbs`` (labkit.accelerators.GPUS).
+    """
+    import matplotlib.pyplot as plt
+
+    gpus = list(gpus)
+    chosen = next((g for g in gpus if g.name == gpu), gpus[-1])
+    names, colours = list(models), plt.get_cmap("tab10").colors
+    needed = {(m, d): memory_gb(models[m], d) for m in names for d in dtypes}
+    fig, (left, right) = plt.subplots(1, 2, figsize=(14, 5.5))
+
+    width = 0.8 / len(dtypes)
+    for i, dtype in enumerate(dtypes):
+        left.bar([x + (i - (len(dtypes) - 1) / 2) * width for x in range(len(names))],
+                 [needed[m, dtype] for m in names], width, label=dtype, color=colours[i])
+    lines: dict[float, list[str]] = {cpu_memory_gb: ["this machine's RAM"]}
+    for g in gpus:
+        lines.setdefault(g.memory_gb, []).append(g.name)
+    for size in lines:
+        left.axhline(size, color="black" if size == cpu_memory_gb else "#555555",
+                     linewidth=1.2 if size == cpu_memory_gb else 0.8, linestyle="-" if size == cpu_memory_gb else ":")
+    clusters: list[list[float]] = []  # sizes within 35 % of each other share one label, so none overlap
+    for size in sorted(lines):
+        if clusters and size / clusters[-1][-1] < 1.35:
+            clusters[-1].append(size)
+        else:
+            clusters.append([size])
+    for cluster in clusters:
+        text = "\n".join(f"{size:.0f} GB: {', '.join(lines[size])}" for size in reversed(cluster))
+        left.text(-0.45, (cluster[0] * cluster[-1]) ** 0.5, text, va="center", fontsize=7,
+                  bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.5, "alpha": 0.8})
+    left.set_yscale("log")
+    left.set_xticks(range(len(names)), names)
+    left.set_xlim(-0.5, len(names) - 0.5)
+    left.set_ylabel("GB of memory for the weights")
+    left.set_title("Does it fit?")
+    left.legend(title="dtype", fontsize=8)
+
+    for i, dtype in enumerate(dtypes):
+        for device, bandwidth, memory, style in (("this CPU", cpu_bandwidth_gbs, cpu_memory_gb, "--"),
+                                                 (chosen.name, chosen.bandwidth_gbs, chosen.memory_gb, "-")):
+            rates = [tokens_per_s(models[m], dtype, bandwidth) for m in names]
+            right.plot(range(len(names)), rates, style, color=colours[i], label=f"{dtype}, {device}")
+            fits = [needed[m, dtype] <= memory for m in names]
+            right.scatter(range(len(names)), rates, color=[colours[i] if f else "white" for f in fits],
+                          edgecolors=colours[i], zorder=3)
+    right.set_yscale("log")
+    right.set_xticks(range(len(names)), names)
+    right.set_ylabel("tokens/s, at most (batch 1, memory-bound)")
+    right.set_title(f"How fast can it answer? This CPU ({cpu_bandwidth_gbs:.0f} GB/s) "
+                    f"vs {chosen.name} ({chosen.bandwidth_gbs:g} GB/s)", fontsize=10)
+    right.legend(fontsize=7, ncol=2, title="hollow: does not fit", title_fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def cpu_vs_gpu_latency(results: dict[str, dict[int, float]], title: str = "Latency per batch"):
+    """Measured latency (ms) against batch size, one line per device: ``{"cpu": {1: 0.4, 64: 2.1}}``."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for device, latencies in results.items():
+        batches = sorted(latencies)
+        ax.plot(batches, [latencies[b] for b in batches], "o-", label=device)
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    batches = sorted({b for latencies in results.values() for b in latencies})
+    ax.set_xticks(batches, [str(b) for b in batches])
+    ax.set_xlabel("batch size")
+    ax.set_ylabel("ms per batch")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    return fig
