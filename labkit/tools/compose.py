@@ -206,30 +206,39 @@ def schema_problems(path: str | Path) -> list[str]:
     # best_match: the most specific reason inside an anyOf/oneOf
     errors = sorted((best_match([e]) for e in validator_for(schema)(schema).iter_errors(doc)),
                     key=lambda e: list(map(str, e.absolute_path)))
-    where_wrong = {tuple(e.absolute_path) for e in errors}
     problems = []
     for error in errors:
-        said = _in_words(error, where_wrong)
+        said = _in_words(error, schema)
         if said:
             problems.append(f"{'.'.join(map(str, error.absolute_path)) or '(top level)'}: {said}")
     return problems
 
 
-def _in_words(error, where_wrong: set[tuple]) -> str | None:
-    """A schema error as a student reads it: unknown keys named, with the keys allowed there when
-    the schema lists them. None for keys the schema calls unexpected only because their value is
-    wrong (that error is reported on its own)."""
-    at = tuple(error.absolute_path)
-    if error.validator == "unevaluatedProperties":
-        keys = [k for k in re.findall(r"'([^']+)'", error.message)
-                if not any(p[:len(at) + 1] == (*at, k) for p in where_wrong)]
-        return f"unknown key(s) {', '.join(map(repr, keys))}: check the spelling and the indentation" if keys else None
-    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
-        known = error.schema.get("properties") or {}
-        patterns = error.schema.get("patternProperties") or {}
-        keys = [k for k in error.instance if k not in known and not any(re.search(p, k) for p in patterns)]
-        return f"unknown key(s) {', '.join(map(repr, keys))}: the keys allowed here are {', '.join(sorted(known))}"
-    return error.message
+def _in_words(error, root: dict) -> str | None:
+    """A schema error as a student reads it: unknown keys named (with the keys allowed there, when
+    they are few). None when no key is unknown: the schema then calls known keys "unevaluated" only
+    because a value is wrong, which has an error of its own."""
+    if error.validator not in ("additionalProperties", "unevaluatedProperties") or not isinstance(error.instance, dict):
+        return error.message
+    known = _keys(error.schema, root)
+    patterns = error.schema.get("patternProperties") or {}
+    unknown = [k for k in error.instance if k not in known and not any(re.search(p, k) for p in patterns)]
+    if not unknown:
+        return None
+    allowed = f"; the keys allowed here are {', '.join(sorted(known))}" if len(known) <= 12 else ""
+    return f"unknown key(s) {', '.join(map(repr, unknown))}: check the spelling and the indentation{allowed}"
+
+
+def _keys(schema: dict, root: dict) -> set[str]:
+    """The property names a schema defines, with those of the schemas it includes by ``allOf``."""
+    keys = set(schema.get("properties") or {})
+    for part in schema.get("allOf") or []:
+        if "$ref" in part:  # a local reference, such as "#/$defs/container_spec"
+            path, part = part["$ref"].removeprefix("#/").split("/"), root
+            for step in path:
+                part = part[step]
+        keys |= _keys(part, root)
+    return keys
 
 
 def gpu_reservation_problems(doc: dict, service: str) -> list[str]:
