@@ -35,6 +35,15 @@ def test_the_cpu_target_comes_before_the_gpu_stages_and_the_gpu_target_extends_i
     assert lint.hadolint(DOCKERFILE) == []
 
 
+def test_the_cpu_target_is_lab_01s_final_image_plus_model_device():
+    """The stages repeat lab 01's Dockerfile (a Dockerfile cannot include another): held equal here."""
+    lab01 = dockerfile.stages(paths.APP / "Dockerfile")
+    builder, cpu = dockerfile.stages(DOCKERFILE)[:2]
+    assert [c.original for c in builder.instructions] == [c.original for c in lab01[0].instructions]
+    assert [c.original for c in cpu.instructions if c.cmd != "ENV"] == \
+        [c.original.replace("USER app", "USER 10001") for c in lab01[1].instructions]
+
+
 def test_gpu_requirements_are_pinned_and_match_the_cuda_version_the_image_states():
     pins = dict(line.split("#")[0].strip().split("==") for line in (GPU / "requirements-gpu.txt").read_text().splitlines()
                 if line.split("#")[0].strip())
