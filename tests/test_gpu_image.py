@@ -45,11 +45,11 @@ def test_the_cpu_target_is_lab_01s_final_image_plus_model_device():
 
 
 def test_gpu_requirements_are_pinned_and_match_the_cuda_version_the_image_states():
-    pins = dict(line.split("#")[0].strip().split("==") for line in (GPU / "requirements-gpu.txt").read_text().splitlines()
-                if line.split("#")[0].strip())
+    lines = [line.split("#")[0].strip() for line in (GPU / "requirements-gpu.txt").read_text().splitlines()]
+    pins = dict(line.split("==") for line in lines if line)  # every line NAME==VERSION: installed --no-deps
     assert set(pins) >= {"cupy-cuda12x", "nvidia-cuda-nvrtc-cu12", "nvidia-cublas-cu12", "nvidia-cuda-runtime-cu12"}
     cuda = dockerfile.stage_env(DOCKERFILE, "gpu")["CUDA_VERSION"]
-    assert pins["nvidia-cuda-runtime-cu12"].startswith(cuda + ".") and pins["nvidia-cuda-nvrtc-cu12"].startswith(cuda + ".")
+    assert all(pins[name].startswith(cuda + ".") for name in ("nvidia-cuda-runtime-cu12", "nvidia-cuda-nvrtc-cu12"))
 
 
 def test_the_reader_follows_stages_and_says_what_is_wrong(tmp_path):
@@ -100,11 +100,11 @@ def test_the_schema_check_names_the_key_that_is_wrong(tmp_path):
         "capabilities, count, device_ids, driver, options",
         f"{where}: 'capabilities' is a required property"]
     (tmp_path / "compose.yaml").write_text("services: [app\n")
-    assert compose.schema_problems(tmp_path / "compose.yaml")[0].startswith(f"{tmp_path / 'compose.yaml'} is not valid YAML")
+    assert compose.schema_problems(tmp_path / "compose.yaml")[0].startswith(f"{tmp_path}/compose.yaml is not valid YAML")
 
 
 @pytest.mark.parametrize("service, says", [
-    ({"runtime": "nvidia"}, "`runtime: nvidia` only picks the legacy nvidia runtime"),
+    ({"runtime": "nvidia"}, r"`runtime: nvidia` only picks a container runtime \(nvidia: the legacy one"),
     ({"gpus": "all"}, "`gpus:` is read only by recent Compose releases"),
     ({"devices": ["/dev/nvidia0"]}, "the service's own `devices:` maps device files"),
     ({"deploy": {"resources": {"limits": {"devices": [{"capabilities": ["gpu"]}]}}}},
@@ -112,7 +112,7 @@ def test_the_schema_check_names_the_key_that_is_wrong(tmp_path):
     ({"deploy": {"resources": {"reservations": {"devices": [{"driver": "nvidia", "count": 1}]}}}},
      r"capabilities None lack gpu: set capabilities: \[gpu\]"),
     ({"deploy": {"resources": {"reservations": {"devices": [{"capabilities": ["gpu"], "count": 1}]}}}},
-     "driver is None: set driver: nvidia"),
+     "no driver: set driver: nvidia"),
     ({"deploy": {"resources": {"reservations": {"devices": [{"driver": "nvidia", "capabilities": ["gpu"],
                                                             "count": 0}]}}}}, "say how many GPUs: count: 1"),
     ({"deploy": {"resources": {"reservations": {"devices": [{"driver": "nvidia", "capabilities": ["gpu"],

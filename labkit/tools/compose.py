@@ -218,7 +218,8 @@ def _in_words(error, root: dict) -> str | None:
     """A schema error as a student reads it: unknown keys named (with the keys allowed there, when
     they are few). None when no key is unknown: the schema then calls known keys "unevaluated" only
     because a value is wrong, which has an error of its own."""
-    if error.validator not in ("additionalProperties", "unevaluatedProperties") or not isinstance(error.instance, dict):
+    if error.validator not in ("additionalProperties", "unevaluatedProperties") \
+            or not isinstance(error.instance, dict):
         return error.message
     known = _keys(error.schema, root)
     patterns = error.schema.get("patternProperties") or {}
@@ -255,8 +256,8 @@ def gpu_reservation_problems(doc: dict, service: str) -> list[str]:
     if not devices:
         where = f"service {service} asks for no GPU: add deploy.resources.reservations.devices"
         if "runtime" in spec:
-            return [f"{where}; `runtime: {spec['runtime']}` only picks the legacy nvidia runtime, which must be "
-                    "registered in the engine, and reserves no GPU"]
+            return [f"{where}; `runtime: {spec['runtime']}` only picks a container runtime (nvidia: the legacy "
+                    "one, which must be registered in the engine) and reserves no GPU"]
         if "gpus" in spec:
             return [f"{where}; `gpus:` is read only by recent Compose releases (older ones refuse the file), "
                     "the devices form by every Compose since 1.28"]
@@ -272,7 +273,8 @@ def gpu_reservation_problems(doc: dict, service: str) -> list[str]:
             problems.append(f"{where} is not a mapping (driver:, count:, capabilities:)")
             continue
         if device.get("driver") != "nvidia":
-            problems.append(f"{where}: driver is {device.get('driver')!r}: set driver: nvidia")
+            said = f"driver is {device['driver']!r}" if device.get("driver") else "no driver"
+            problems.append(f"{where}: {said}: set driver: nvidia")
         if "gpu" not in (device.get("capabilities") or []):
             problems.append(f"{where}: capabilities {device.get('capabilities')} lack gpu: set capabilities: [gpu] "
                             "(without it Compose reserves no GPU)")
