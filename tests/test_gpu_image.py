@@ -158,7 +158,7 @@ def test_the_gpu_manifest_is_valid_linted_and_asks_for_one_whole_gpu():
     (lambda r: r["limits"].update({"nvidia.com/gpu": 0}), "0: GPUs are not shared"),
     (lambda r: r["requests"].update({"nvidia.com/gpu": 2}), r"requests nvidia.com/gpu \(2\) differs from its limit"),
     (lambda r: r["limits"].update({"nvidia/gpu": r["limits"].pop("nvidia.com/gpu")}),
-     "nvidia/gpu is no resource a device plugin offers: NVIDIA's is nvidia.com/gpu"),
+     "nvidia/gpu is not NVIDIA's GPU resource: it is nvidia.com/gpu"),
     (lambda r: r["limits"].pop("nvidia.com/gpu"), "asks for a GPU: add resources.limits nvidia.com/gpu: 1"),
 ])
 def test_a_wrong_gpu_limit_is_explained(change, says):

@@ -319,7 +319,7 @@ def gpu_limit_problems(docs: list[dict]) -> list[str]:
             limits, requests = resources.get("limits") or {}, resources.get("requests") or {}
             for key in sorted({*limits, *requests}):
                 if "gpu" in key.lower() and key != GPU:
-                    problems.append(f"{where}: {key} is no resource a device plugin offers: NVIDIA's is {GPU}")
+                    problems.append(f"{where}: {key} is not NVIDIA's GPU resource: it is {GPU}")
             if GPU in requests and GPU not in limits:
                 problems.append(f"{where}: {GPU} in requests only: put it in resources.limits (the request then "
                                 "defaults to the limit)")
