@@ -3,11 +3,14 @@
 A lab's compose project is named ``labkit-<NN>-<name>``; :func:`down` removes its
 containers, networks and volumes, and ``dockerlab.cleanup(NN)`` finds what a project left
 behind through the :data:`labkit.core.labels.LAB` label its compose file puts on every
-service, network and volume.
+service, network and volume. Offline, :func:`schema_problems` checks a compose file against the
+Compose Specification's schema and :func:`gpu_reservation_problems` whether a service asks for GPUs
+in the form Compose honours.
 """
 
 from __future__ import annotations
 
+import re
 import subprocess
 import time
 from dataclasses import dataclass
@@ -181,3 +184,104 @@ def config(project_dir: str | Path, project: str, *, files: tuple[str, ...] = ()
 
     done = run(project_dir, project, "config", files=files, show=False, timeout=60)
     return yaml.safe_load(done.stdout) or {}
+
+
+# ---------------------------------------------------------------- checking files offline
+
+def schema_problems(path: str | Path) -> list[str]:
+    """What the Compose Specification's JSON schema finds wrong in a compose file (a misspelt or
+    misplaced key, a wrong type), without an engine or Compose installed: the schema is the one
+    ``check-jsonschema --builtin-schema vendor.compose-spec`` vendors. Empty list: valid."""
+    from check_jsonschema.builtin_schemas import get_builtin_schema
+    from jsonschema.exceptions import best_match
+    from jsonschema.validators import validator_for
+
+    try:
+        doc = yaml.safe_load(Path(path).read_text())
+    except yaml.YAMLError as exc:
+        return [f"{path} is not valid YAML: {exc}"]
+    if not isinstance(doc, dict):
+        return [f"{path} is not a mapping of keys (services:, networks:, …)"]
+    schema = get_builtin_schema("vendor.compose-spec")
+    # best_match: the most specific reason inside an anyOf/oneOf
+    errors = sorted((best_match([e]) for e in validator_for(schema)(schema).iter_errors(doc)),
+                    key=lambda e: list(map(str, e.absolute_path)))
+    problems = []
+    for error in errors:
+        said = _in_words(error, schema)
+        if said:
+            problems.append(f"{'.'.join(map(str, error.absolute_path)) or '(top level)'}: {said}")
+    return problems
+
+
+def _in_words(error, root: dict) -> str | None:
+    """A schema error as a student reads it: unknown keys named (with the keys allowed there, when
+    they are few). None when no key is unknown: the schema then calls known keys "unevaluated" only
+    because a value is wrong, which has an error of its own."""
+    if error.validator not in ("additionalProperties", "unevaluatedProperties") \
+            or not isinstance(error.instance, dict):
+        return error.message
+    known = _keys(error.schema, root)
+    patterns = error.schema.get("patternProperties") or {}
+    unknown = [k for k in error.instance if k not in known and not any(re.search(p, k) for p in patterns)]
+    if not unknown:
+        return None
+    allowed = f"; the keys allowed here are {', '.join(sorted(known))}" if len(known) <= 12 else ""
+    return f"unknown key(s) {', '.join(map(repr, unknown))}: check the spelling and the indentation{allowed}"
+
+
+def _keys(schema: dict, root: dict) -> set[str]:
+    """The property names a schema defines, with those of the schemas it includes by ``allOf``."""
+    keys = set(schema.get("properties") or {})
+    for part in schema.get("allOf") or []:
+        if "$ref" in part:  # a local reference, such as "#/$defs/container_spec"
+            path, part = part["$ref"].removeprefix("#/").split("/"), root
+            for step in path:
+                part = part[step]
+        keys |= _keys(part, root)
+    return keys
+
+
+def gpu_reservation_problems(doc: dict, service: str) -> list[str]:
+    """Why ``service`` of a compose document (a dict, as loaded from YAML) would not get an NVIDIA
+    GPU: Compose hands a container GPUs only for an entry under
+    ``deploy.resources.reservations.devices`` with driver nvidia, ``gpu`` among its capabilities,
+    and how many (``count``) or which (``device_ids``), which this lab wants written down (left
+    out, Compose takes every GPU). Empty list: it asks for GPUs correctly."""
+    spec = ((doc.get("services") or {}).get(service))
+    if not isinstance(spec, dict):
+        return [f"there is no service {service!r} under services:"]
+    resources = (spec.get("deploy") or {}).get("resources") or {}
+    devices = (resources.get("reservations") or {}).get("devices")
+    if not devices:
+        where = f"service {service} asks for no GPU: add deploy.resources.reservations.devices"
+        if "runtime" in spec:
+            return [f"{where}; `runtime: {spec['runtime']}` only picks a container runtime (nvidia: the legacy "
+                    "one, which must be registered in the engine) and reserves no GPU"]
+        if "gpus" in spec:
+            return [f"{where}; `gpus:` is read only by recent Compose releases (older ones refuse the file), "
+                    "the devices form by every Compose since 1.28"]
+        if (resources.get("limits") or {}).get("devices"):
+            return [f"{where}; devices go under reservations, not limits"]
+        if "devices" in spec:
+            return [f"{where}; the service's own `devices:` maps device files, without the driver's libraries"]
+        return [where]
+    problems = []
+    for n, device in enumerate(devices):
+        where = f"service {service} deploy.resources.reservations.devices[{n}]"
+        if not isinstance(device, dict):
+            problems.append(f"{where} is not a mapping (driver:, count:, capabilities:)")
+            continue
+        if device.get("driver") != "nvidia":
+            said = f"driver is {device['driver']!r}" if device.get("driver") else "no driver"
+            problems.append(f"{where}: {said}: set driver: nvidia")
+        if "gpu" not in (device.get("capabilities") or []):
+            problems.append(f"{where}: capabilities {device.get('capabilities')} lack gpu: set capabilities: [gpu] "
+                            "(without it Compose reserves no GPU)")
+        if "count" in device and "device_ids" in device:
+            problems.append(f"{where}: count and device_ids together: Compose accepts one of them")
+        elif "device_ids" not in device and not (device.get("count") == "all"
+                                                 or type(device.get("count")) is int and device["count"] > 0):
+            problems.append(f"{where}: say how many GPUs: count: 1 (a positive number, or all) or which: "
+                            "device_ids: [\"0\"] (left out, Compose takes every GPU of the host)")
+    return problems

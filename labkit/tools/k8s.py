@@ -8,12 +8,13 @@ Offline (no cluster needed, what the checks use everywhere):
   error, as the API server's strict field validation makes it);
 - :func:`lint` finds what a schema cannot: selectors that do not match the pod template's
   labels, a Service that selects no pod, containers without requests, limits or probes,
-  ``:latest`` or untagged images, pods that may run as root.
+  ``:latest`` or untagged images, pods that may run as root;
+- :func:`gpu_limit_problems` checks how a Deployment asks for NVIDIA GPUs (whole GPUs, in limits).
 
 On a cluster (a kind cluster on the student's machine, or instructor CI): thin wrappers
 around ``kind`` and ``kubectl`` with timeouts, every call printed as the command a student
-would type. The lab cluster is ``kind-labkit`` (cluster ``labkit``), its config in
-``environments/kind/cluster.yaml``.
+would type; :func:`unschedulable_reason` says why a pod stays Pending. The lab cluster is
+``kind-labkit`` (cluster ``labkit``), its config in ``environments/kind/cluster.yaml``.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ KUBERNETES_VERSION = "1.31"
 CLUSTER = "labkit"
 CONTEXT = f"kind-{CLUSTER}"
 KIND_CONFIG = paths.ENVIRONMENTS / "kind" / "cluster.yaml"
+#: The extended resource NVIDIA's device plugin advertises, one per GPU.
+GPU = "nvidia.com/gpu"
 WORKLOAD_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job"}
 
 
@@ -122,6 +125,18 @@ def event_time(event: dict) -> float:
     if not stamp:
         return 0.0
     return datetime.fromisoformat(str(stamp).replace("Z", "+00:00")).timestamp()
+
+
+def unschedulable_reason(selector: str, *, namespace: str = "default", context: str = CONTEXT) -> str | None:
+    """Why the scheduler leaves a pod matching ``selector`` Pending: the message of the newest
+    FailedScheduling event of such a pod ("0/1 nodes are available: 1 Insufficient nvidia.com/gpu."),
+    or None when no such pod has one."""
+    names = {p["metadata"]["name"] for p in pods(selector, namespace=namespace, context=context)}
+    events = kubectl_json("-n", namespace, "get", "events", "--field-selector", "reason=FailedScheduling",
+                          context=context)["items"]
+    mine = [e for e in events if e.get("involvedObject", {}).get("kind") == "Pod"
+            and e["involvedObject"].get("name") in names]
+    return max(mine, key=event_time).get("message") if mine else None
 
 
 def wait_pods(selector: str, count: int, *, namespace: str = "default", context: str = CONTEXT,
@@ -285,6 +300,42 @@ def container_problems(doc: dict, *, probes: bool = True, security: bool = True)
                 problems.append(f"{where}: runAsUser is 0 (root)")
             if (c.get("securityContext") or {}).get("allowPrivilegeEscalation") is not False:
                 problems.append(f"{where}: securityContext.allowPrivilegeEscalation is not false")
+    return problems
+
+
+def gpu_limit_problems(docs: list[dict]) -> list[str]:
+    """How a Deployment's request for NVIDIA GPUs is wrong: a GPU is an extended resource that
+    cannot be shared or overcommitted, so a container asks for a whole number of them in
+    ``resources.limits`` (``nvidia.com/gpu: 1``), and a request for it, if any, equals the limit.
+    Empty list: some container asks for GPUs correctly."""
+    deployments = [d for d in docs if d.get("kind") == "Deployment"]
+    if not deployments:
+        return ["no Deployment in the manifests"]
+    problems, asking = [], 0
+    for d in deployments:
+        for c in (pod_spec(d) or {}).get("containers") or []:
+            where = f"{name_of(d)} container {c.get('name', '?')}"
+            resources = c.get("resources") or {}
+            limits, requests = resources.get("limits") or {}, resources.get("requests") or {}
+            for key in sorted({*limits, *requests}):
+                if "gpu" in key.lower() and key != GPU:
+                    problems.append(f"{where}: {key} is not NVIDIA's GPU resource: it is {GPU}")
+            if GPU in requests and GPU not in limits:
+                problems.append(f"{where}: {GPU} in requests only: put it in resources.limits (the request then "
+                                "defaults to the limit)")
+            if GPU not in limits:
+                continue
+            asking += 1
+            limit = str(limits[GPU])
+            if not limit.isdigit() or int(limit) < 1:
+                problems.append(f"{where}: limits {GPU}: {limits[GPU]!r}: GPUs are not shared, ask for a whole "
+                                "number, at least 1")
+            elif GPU in requests and str(requests[GPU]) != limit:
+                problems.append(f"{where}: requests {GPU} ({requests[GPU]}) differs from its limit ({limit}): "
+                                "drop the request or make it equal")
+    if not asking and not problems:
+        problems.append(f"no container of {', '.join(map(name_of, deployments))} asks for a GPU: add "
+                        f"resources.limits {GPU}: 1")
     return problems
 
 
