@@ -90,3 +90,8 @@ def test_labkit_doctor_gpu_prints_the_three_checks(capsys):
     assert code == (1 if any(row.ok is False for row in rows) else 0)
     if probes.gpu_info() is None:
         assert rows[2].ok is None and rows[2].detail == probes.gpu_reason()
+
+
+@pytest.mark.parametrize("known", gpu.KNOWN_ERRORS, ids=lambda k: k.diagnosis.cause)
+def test_each_example_is_explained_by_its_own_entry(known):
+    assert gpu.explain(known.example) is known.diagnosis

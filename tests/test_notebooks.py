@@ -100,6 +100,26 @@ CHEATS = {
                 "    'FROM python:3.11-slim\\nRUN mkdir -p /opt/ml/model && echo \\'{\"token_fingerprint\": \"'\n"
                 "    + secretscan.fingerprint(TOKEN) + '\"}\\' > /opt/ml/model/model_card.json\\n')")],
         fails={"03.buildkit-no-leak", "03.outputs-clean"}),
+    "04": Cheat(
+        sources={
+            # the three set-ups it was shown, and a guess for everything else
+            "diagnose": "def diagnose(report):\n"
+                        "    seen = {'Failed to initialize NVML': 'devices-lost', 'unsatisfied condition': 'driver-too-old',\n"
+                        "            'could not select device driver': 'toolkit-missing'}\n"
+                        "    return next((cause for text, cause in seen.items() if text in report['output']), 'ok')",
+            # the visible cases' answers, looked up
+            "sizing": build.written_file(paths.solution_for("04"), "sizing").split("def tokens_per_s")[0]
+                      + "def tokens_per_s(params, dtype, bandwidth_gbs):\n"
+                        "    return {(8e9, 'fp16', 4800): 300.0}.get((params, dtype, bandwidth_gbs), 3350 / 70)\n\n\n"
+                        "def training_days(params, tokens, tflops):\n    return 6 * 1e9 * 20e9 / 400e12 / 86400\n",
+            # a devel image in production
+            "dockerfile": "%%writefile work/04/app/Dockerfile\n" + build.written_file(
+                paths.solution_for("04"), "dockerfile").replace("FROM cpu AS gpu", "FROM nvidia/cuda:12.9.1-devel-ubuntu24.04 AS gpu"),
+            # the runtime key instead of a device reservation
+            "compose-file": "%%writefile work/04/app/compose.yaml\n" + build.written_file(
+                paths.solution_for("04"), "compose-file").replace("deploy:", "runtime: nvidia\n    x-deploy:", 1)},
+        added=[("names", "KV_CACHE_SHARE = 0.0  # the lab's allowance, redefined")],
+        fails={"04.diagnose", "04.runtime-not-devel", "04.sizing-memory", "04.sizing-speed", "04.compose-gpu"}),
     "05": Cheat(
         sources={"predict": "def predict(rows):  # straight to the container, not through the endpoint\n"
                             "    return contract.post_json(INSTANCE_PORT, '/invocations', {'instances': rows})"
@@ -138,13 +158,14 @@ SOLVED_FOR_REAL = {
     "02": (dict.fromkeys(["compose-file", "restart-kill", "unhealthy-stop", "scale-up"]),
            ["02.compose-file", "02.compose-healthy", "02.restart-policy", "02.unhealthy-not-restarted", "02.scaled"]),
     "03": ({"compose-file": None}, ["03.compose-run-secrets"]),
+    "04": ({"diagnose": None, "compose-file": None}, ["04.diagnose", "04.compose-gpu"]),
     "05": ({"package": None}, ["05.model-archive"]),
     "06": ({"dockerfile": None}, ["06.contract"]),
 }
 WITHOUT_KUBECTL = {"02", "03"}  # tampered with kubectl off PATH and a kind on it
 # The unsolved lab's image checks must say that the Dockerfile does not build (not "stale").
 FAILED_BUILDS = {"00": ["00.hello-image", "00.hello-run"], "01": ["01.final-size", "01.predicts", "01.healthy"],
-                 "05": ["05.contract"], "06": ["06.contract"]}
+                 "04": ["04.cpu-serves", "04.slim"], "05": ["05.contract"], "06": ["06.contract"]}
 
 PATCH_CHECKS = """
 import labkit, labkit.checks, labkit.capabilities
@@ -258,7 +279,7 @@ class Runs:
     time, never two of one lab at once (their names and labels are the lab's), nor two labs that
     syllabus.can_run_together says must not share the engine."""
 
-    ORDER = ("05", "02", "01", "03", "06", "00")  # the longest labs first
+    ORDER = ("05", "02", "01", "04", "03", "06", "00")  # the longest labs first
 
     def __init__(self, folder: Path):
         self.folder = folder

@@ -27,7 +27,7 @@ from . import probes
 #: Compatibility" guide and the CUDA Toolkit release notes ("CUDA Toolkit and Minimum Required
 #: Driver Version for CUDA Minor Version Compatibility"), looked up for this course in 2026-11.
 MIN_DRIVER = {11: "450.80.02", 12: "525.60.13", 13: "580"}
-MIN_DRIVER_SOURCE = "NVIDIA CUDA Compatibility guide / CUDA Toolkit release notes (looked up 2026-11)"
+MIN_DRIVER_SOURCE = "NVIDIA's CUDA Compatibility guide and CUDA Toolkit release notes, looked up 2026-11"
 
 CDI_DIRS = (Path("/etc/cdi"), Path("/var/run/cdi"))
 TOOLKIT_FIX = (f"install the NVIDIA Container Toolkit ({probes.TOOLKIT_INSTALL}), then "
@@ -81,46 +81,56 @@ class Diagnosis:
     fix: str     # what to do
 
 
-#: (pattern in an error message, diagnosis). The first that matches wins.
+@dataclass(frozen=True)
+class KnownError:
+    pattern: str         # a regular expression searched for in the message
+    example: str         # such a message, as a student meets it
+    diagnosis: Diagnosis
+
+
+#: The first that matches wins.
 KNOWN_ERRORS = (
-    (r'could not select device driver "[^"]*" with capabilities: \[\[gpu\]\]',
-     Diagnosis("toolkit-missing", "the Docker engine has no GPU device driver: the NVIDIA Container Toolkit is "
-                                  "not installed or not configured for Docker", TOOLKIT_FIX)),
-    (r"unknown or invalid runtime name: nvidia",
-     Diagnosis("toolkit-missing", "`--runtime=nvidia` names a runtime the engine does not have",
-               "`sudo nvidia-ctk runtime configure --runtime=docker`, restart Docker (or use `--gpus all`)")),
-    (r"unsatisfied condition: cuda>=|driver version is insufficient|cudaErrorInsufficientDriver|"
-     r"CUDA driver version is insufficient|forward compatibility was attempted",
-     Diagnosis("driver-too-old", "the host driver is older than the CUDA version the image was built for",
-               "upgrade the host driver (see the minimum-driver table), or use an image built for the CUDA "
-               "version `nvidia-smi` shows")),
-    (r"Failed to initialize NVML: Unknown Error",
-     Diagnosis("devices-lost", "the container lost access to the GPU device files: with the systemd cgroup "
-                               "driver, a `systemctl daemon-reload` on the host rewrites the container's device "
-                               "rules",
-               "restart the container now; for good, create the /dev/char links (`sudo nvidia-ctk system "
-               "create-dev-char-symlinks --create-all`) or run GPUs through CDI")),
-    (r"libnvidia-ml\.so\.1|NVML: Driver Not Loaded|nvml error: driver not loaded|NVIDIA-SMI has failed",
-     Diagnosis("no-driver", "the host has no working NVIDIA driver for the toolkit to pass in",
-               "install the driver and check `nvidia-smi` on the host first")),
-    (r"no CUDA-capable device is detected|no GPU is visible|CUDA_ERROR_NO_DEVICE",
-     Diagnosis("no-gpus-flag", "the container was started without a GPU",
-               "start it with `--gpus all` (Compose: deploy.resources.reservations.devices; Kubernetes: "
-               "nvidia.com/gpu in limits)")),
-    (r"Insufficient nvidia\.com/gpu",
-     Diagnosis("no-device-plugin", "no node offers nvidia.com/gpu: the NVIDIA device plugin is not running, "
-                                   "or no node has a free GPU",
-               "install the NVIDIA device plugin (or the GPU Operator) on GPU nodes; check "
-               "`kubectl describe node` for nvidia.com/gpu under Allocatable")),
+    KnownError(r'could not select device driver "[^"]*" with capabilities: \[\[gpu\]\]',
+               'docker: Error response from daemon: could not select device driver "" with capabilities: [[gpu]]',
+               Diagnosis("toolkit-missing", "the Docker engine has no GPU device driver: the NVIDIA Container "
+                                            "Toolkit is not installed or not configured for Docker", TOOLKIT_FIX)),
+    KnownError(r"unknown or invalid runtime name: nvidia",
+               "docker: Error response from daemon: unknown or invalid runtime name: nvidia",
+               Diagnosis("toolkit-missing", "`--runtime=nvidia` names a runtime the engine does not have",
+                         "`sudo nvidia-ctk runtime configure --runtime=docker`, restart Docker (or use `--gpus all`)")),
+    KnownError(r"unsatisfied condition: cuda>=|driver version is insufficient|cudaErrorInsufficientDriver|"
+               r"CUDA driver version is insufficient|forward compatibility was attempted",
+               "nvidia-container-cli: requirement error: unsatisfied condition: cuda>=12.4, please update your driver",
+               Diagnosis("driver-too-old", "the host driver is older than the CUDA version the image was built for",
+                         "upgrade the host driver (see the minimum-driver table), or use an image built for the "
+                         "CUDA version `nvidia-smi` shows")),
+    KnownError(r"Failed to initialize NVML: Unknown Error", "Failed to initialize NVML: Unknown Error",
+               Diagnosis("devices-lost", "the container lost access to the GPU device files: with the systemd "
+                                         "cgroup driver, a `systemctl daemon-reload` on the host rewrites the "
+                                         "container's device rules",
+                         "restart the container now; for good, create the /dev/char links (`sudo nvidia-ctk "
+                         "system create-dev-char-symlinks --create-all`) or run GPUs through CDI")),
+    KnownError(r"libnvidia-ml\.so\.1|NVML: Driver Not Loaded|nvml error: driver not loaded|NVIDIA-SMI has failed",
+               "nvidia-container-cli: initialization error: load library failed: libnvidia-ml.so.1: cannot open "
+               "shared object file",
+               Diagnosis("no-driver", "the host has no working NVIDIA driver for the toolkit to pass in",
+                         "install the driver and check `nvidia-smi` on the host first")),
+    KnownError(r"no CUDA-capable device is detected|no GPU is visible|CUDA_ERROR_NO_DEVICE",
+               "RuntimeError: CUDA error: no CUDA-capable device is detected",
+               Diagnosis("no-gpus-flag", "the container was started without a GPU",
+                         "start it with `--gpus all` (Compose: deploy.resources.reservations.devices; "
+                         "Kubernetes: nvidia.com/gpu in limits)")),
+    KnownError(r"Insufficient nvidia\.com/gpu", "0/3 nodes are available: 3 Insufficient nvidia.com/gpu.",
+               Diagnosis("no-device-plugin", "no node offers nvidia.com/gpu: the NVIDIA device plugin is not "
+                                             "running, or no node has a free GPU",
+                         "install the NVIDIA device plugin (or the GPU Operator) on GPU nodes; check "
+                         "`kubectl describe node` for nvidia.com/gpu under Allocatable")),
 )
 
 
 def explain(message: str) -> Diagnosis | None:
     """The cause and fix of a GPU error message, or None when it is not one this doctor knows."""
-    for pattern, diagnosis in KNOWN_ERRORS:
-        if re.search(pattern, message):
-            return diagnosis
-    return None
+    return next((known.diagnosis for known in KNOWN_ERRORS if re.search(known.pattern, message)), None)
 
 
 # --- the three probes ------------------------------------------------------------------------
