@@ -1,6 +1,7 @@
 """`make bench`: the labs' figures measured on this machine, written to build/bench/results.json.
 
-Sizes are of images built here in one run (so the ratio is what matters); start-up and
+Sizes are of images built here in one run (so the ratio is what matters; lab 04's gpu target is
+not built: its CUDA wheels are gigabytes); start-up and
 latency come from lab 01's final image, and from lab 05's SageMaker image started as SageMaker
 starts it, under a fixed, bounded load on loopback; grading times are graded runs of each
 solution notebook, with the part of it the checks' kernel spent (shared cells included, which
@@ -11,6 +12,7 @@ a few model sizes need against this machine and the GPU table.
 from __future__ import annotations
 
 import json
+import shutil
 import tempfile
 import time
 import urllib.request
@@ -48,6 +50,12 @@ def image_figures(workspace: Path) -> dict:
     naive = dockerlab.build(app, "labkit/bench-naive:v1", lab=LABEL, dockerfile="Dockerfile.naive")
     final = dockerlab.build(app, "labkit/bench-final:v1", lab=LABEL)
     figures = {"naive_image_bytes": naive.attrs["Size"], "final_image_bytes": final.attrs["Size"]}
+    # Lab 04's one Dockerfile: only its cpu target is built here; the gpu target adds the CUDA
+    # wheels whose sizes environments/gpu/README.md gives (gigabytes: never downloaded by a bench).
+    (app / "Dockerfile.gpu").write_text(build.written_file(paths.solution_for("04"), "dockerfile"))
+    shutil.copy(paths.ENVIRONMENTS / "gpu" / "requirements-gpu.txt", app)
+    cpu_variant = dockerlab.build(app, "labkit/bench-04-cpu:v1", lab=LABEL, dockerfile="Dockerfile.gpu", target="cpu")
+    figures["lab04_cpu_target_bytes"] = cpu_variant.attrs["Size"]
     figures["size_ratio"] = round(figures["final_image_bytes"] / figures["naive_image_bytes"], 4)
 
     started = time.monotonic()

@@ -4,12 +4,9 @@ One docker test builds the cpu target and runs it: without a GPU it must serve o
 
 from __future__ import annotations
 
-import contextlib
 import re
 import shutil
-import time
 
-import docker.errors
 import pytest
 import requests
 import yaml
@@ -17,7 +14,6 @@ import yaml
 from labkit import compose, dockerlab, k8s, paths, probes
 from labkit.core.errors import RequirementNotMet
 from labkit.tools import dockerfile, lint
-from labkit.tools.dockerlab import engine
 
 GPU = paths.ENVIRONMENTS / "gpu"
 DOCKERFILE = GPU / "Dockerfile"
@@ -206,11 +202,8 @@ def test_the_cpu_target_builds_runs_non_root_and_falls_back_to_the_cpu(tmp_path)
                     ignore=shutil.ignore_patterns("__pycache__"))
     for source in (paths.APP / "requirements.txt", DOCKERFILE, GPU / "requirements-gpu.txt"):
         shutil.copy(source, context)
-    tag, started = "labkit/04-test-gpu-cpu:v1", time.time()
-    client = dockerlab.client()
-    # the SDK's legacy builder, like dockerlab.build, with the target that build does not take
-    image, log = client.images.build(path=str(context), tag=tag, target="cpu", rm=True, forcerm=True,
-                                     labels={**engine.labels("04"), engine.BUILT_BY: engine.RUN_ID})
+    tag = "labkit/04-test-gpu-cpu:v1"
+    image = dockerlab.build(context, tag, lab="04", target="cpu", show=False)
     try:
         assert image.attrs["Config"]["User"] == "10001"
         with dockerlab.running(tag, lab="04", ports={8080: None}) as container:
@@ -223,23 +216,4 @@ def test_the_cpu_target_builds_runs_non_root_and_falls_back_to_the_cpu(tmp_path)
             logs = container.logs().decode(errors="replace")
             assert "no GPU: CuPy is not installed (a CPU-only image); predicting on the CPU" in logs
     finally:
-        client.images.remove(tag, force=True)
-        since = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(started))  # UTC, as the engine's Created
-        for stage in earlier_stages(log):  # the builder stage's image, unless an earlier build made it
-            with contextlib.suppress(docker.errors.APIError):
-                if client.images.get(stage).attrs["Created"][:19] >= since:
-                    client.images.remove(stage)
-
-
-def earlier_stages(log) -> list[str]:
-    """The images of the stages before the target, which the legacy builder keeps untagged: the
-    image id the build log shows last before each later FROM."""
-    found, last = [], None
-    for chunk in log:
-        for line in chunk.get("stream", "").splitlines():
-            words = line.split()
-            if words[:1] == ["--->"] and len(words) == 2:
-                last = words[1]
-            elif line.startswith("Step ") and " : FROM " in line.upper() and last:
-                found.append(last)
-    return found
+        dockerlab.client().images.remove(tag, force=True)
