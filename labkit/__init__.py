@@ -3,8 +3,9 @@
 Its layers, each importing only the ones listed before it (tests/test_layout.py holds it so):
 
 - ``labkit.core``: shared vocabulary (paths).
-- ``labkit.machine``: what this machine has (probes, capabilities, doctor, base images).
-- ``labkit.tools``: the tools a lab drives (dockerlab, compose, k8s, commands, lint,
+- ``labkit.machine``: what this machine has (probes, capabilities, doctor, gpu, throughput,
+  accelerators, base images).
+- ``labkit.tools``: the tools a lab drives (dockerlab, dockerfile, compose, k8s, commands, lint,
   secretscan, masked, plots).
 - ``labkit.serving``: the sample model server and its HTTP contracts (app, contract, load).
 - ``labkit.cloud``: the platforms on emulators and real accounts (spend, emulators, aws,

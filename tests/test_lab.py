@@ -44,7 +44,9 @@ def test_checked_build_is_dockerlabs_for_this_lab(tmp_path, monkeypatch):
     calls = []
     monkeypatch.setattr(dockerlab, "checked_build", lambda *args, **kwargs: calls.append((args, kwargs)) or "image")
     assert Lab("01", tmp_path).checked_build(tmp_path, "labkit/01-cleanup:v1", dockerfile="Dockerfile.cleanup") == "image"
-    assert calls == [((tmp_path, "labkit/01-cleanup:v1"), {"lab": "01", "dockerfile": "Dockerfile.cleanup"})]
+    assert Lab("04", tmp_path).checked_build(tmp_path, "labkit/04-cpu:v1", target="cpu") == "image"
+    assert calls == [((tmp_path, "labkit/01-cleanup:v1"), {"lab": "01", "dockerfile": "Dockerfile.cleanup", "target": None}),
+                     ((tmp_path, "labkit/04-cpu:v1"), {"lab": "04", "dockerfile": "Dockerfile", "target": "cpu"})]
 
 
 def test_join_swarm_leaves_an_existing_swarm_as_it_is(tmp_path, monkeypatch, capsys):
