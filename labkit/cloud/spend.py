@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..core.errors import LabkitError
+from ..core import labels
 from ..core.labels import LAB_TAG, RUN_TAG  # noqa: F401 - spend.LAB_TAG/RUN_TAG, as callers know them
 
 HOURS_PER_DAY = 24
@@ -59,7 +60,7 @@ class SpendNotConfirmed(LabkitError):
     """A real-account step was asked for without credentials or without CONFIRM_SPEND."""
 
 
-RUN_ID_ENV = "LABKIT_RUN_ID"  # set by ``labkit grade``: one id for both of its kernels
+RUN_ID_ENV = labels.RUN_ID_ENV  # set by ``labkit grade``: one id for both of its kernels
 
 
 def new_run_id() -> str:

@@ -34,3 +34,7 @@ VERTEX_DEPLOYED_MODEL = "labkit.vertex.deployed-model"
 
 LAB_TAG = "labkit-lab"
 RUN_TAG = "labkit-run"
+
+#: The environment variable that carries a run's id (``labkit grade`` sets it, so that both of its
+#: kernels stamp what they make with one :data:`BUILT_BY` and one :data:`RUN_TAG`).
+RUN_ID_ENV = "LABKIT_RUN_ID"

@@ -18,7 +18,7 @@ LABEL = core_labels.LAB
 BUILT_BY = core_labels.BUILT_BY
 #: The id of this Python process (the grader's ``LABKIT_RUN_ID``, shared by its two kernels):
 #: the value of :data:`BUILT_BY` on the images it builds.
-RUN_ID = os.environ.get("LABKIT_RUN_ID") or uuid.uuid4().hex[:12]
+RUN_ID = os.environ.get(core_labels.RUN_ID_ENV) or uuid.uuid4().hex[:12]
 IMAGE_PREFIX = "labkit/"
 
 
