@@ -19,7 +19,7 @@ host's CA bundle, which it carries) changed is rebuilt. Root filesystems are cac
 
 Its modules, one job each: :mod:`.catalog` (the images and their recipe hashes), :mod:`.host`
 (cache folder, CA bundle, Debian mirrors, architecture), :mod:`.state` (what the engine holds),
-:mod:`.progress`, :mod:`.commands` (logged commands, tar, mounts, the build lock),
+:mod:`.progress`, :mod:`.host_commands` (logged host commands, tar, mounts, the build lock),
 :mod:`.builder` (the stand-in build) and :mod:`.ensure` (the policy above).
 
 Environment:

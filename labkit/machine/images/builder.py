@@ -16,7 +16,7 @@ from pathlib import Path
 from ...core.names import slug
 from .catalog import (RECIPES_DIR, SETUP_SCRIPT, BaseImage, ImagesError, debootstrap_key, recipe_hash,
                       rootfs_key)
-from .commands import (check_builder_prerequisites, child_env, remove_tree, run_logged, tar_create,
+from .host_commands import (check_builder_prerequisites, child_env, remove_tree, run_logged, tar_create,
                        tar_extract)
 from .host import ca_digest, cache_dir, debian_mirrors, extra_certificates, host_arch, host_ca_bundle
 from .progress import Progress, mb, one_line

@@ -16,7 +16,7 @@ from ...core.errors import LabkitError
 from ...core.names import split_image_ref
 from .builder import Builder
 from .catalog import BASE_IMAGES, BaseImage, ImagesError, lookup
-from .commands import lock
+from .host_commands import lock
 from .progress import Progress, escape, mb, one_line
 from .state import connect, image_state, inspect, labels
 
