@@ -21,7 +21,6 @@ import contextlib
 import json
 import os
 import platform
-import socket
 import statistics
 import subprocess
 import sys
@@ -33,6 +32,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT), str(ROOT / "environments" / "app")]
 
+from labkit import serving  # noqa: E402
+from labkit.cloud.emulators import free_port  # noqa: E402
+from labkit.core.waiting import wait_until  # noqa: E402
 from labkit.machine import gpu, probes  # noqa: E402
 from model_server import accel  # noqa: E402
 from model_server.train import train  # noqa: E402
@@ -56,9 +58,8 @@ def timed_ms(function, *, repeats: int, sync=lambda: None) -> float:
 
 
 def doctor() -> dict:
-    found = gpu.driver()
-    info = probes.gpu_info()
-    result = {"nvml": found.found or found.reason, "toolkit": gpu.toolkit().found or gpu.toolkit().reason}
+    nvml, toolkit, info = probes.gpu(), gpu.toolkit(), probes.gpu_info()
+    result = {"nvml": nvml.found or nvml.reason, "toolkit": toolkit.found or toolkit.reason}
     if info:
         result.update(driver=info.driver, driver_cuda=info.cuda,
                       gpus=[{"name": g.name, "memory_gib": round(g.memory_bytes / 2**30, 1)} for g in info.gpus],
@@ -100,32 +101,29 @@ def paths_compared(model_dir: Path) -> dict:
     return result
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @contextlib.contextmanager
 def server(model_dir: Path, device: str):
-    port = free_port()
+    port = free_port(None)
     env = dict(os.environ, MODEL_DEVICE=device, LOG_REQUESTS="0",
                PYTHONPATH=os.pathsep.join([str(ROOT / "environments" / "app"), os.environ.get("PYTHONPATH", "")]))
     log = tempfile.TemporaryFile()
     process = subprocess.Popen([sys.executable, "-m", "model_server", "http", "--host", "127.0.0.1", "--port",
                                 str(port), "--model-dir", str(model_dir)], env=env, stdout=log, stderr=log)
+    url = f"http://127.0.0.1:{port}"
+
+    def log_tail() -> str:
+        log.seek(0)
+        return log.read().decode(errors="replace")[-2000:]
+
+    def ready() -> bool:
+        if process.poll() is not None:
+            raise RuntimeError(f"the MODEL_DEVICE={device} server exited:\n{log_tail()}")
+        with urllib.request.urlopen(f"{url}/readyz", timeout=2):
+            return True
+
     try:
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/readyz", timeout=2):
-                    break
-            except OSError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    log.seek(0)
-                    raise RuntimeError(f"MODEL_DEVICE={device} server never got ready:\n{log.read().decode()[-2000:]}")
-                time.sleep(0.2)
+        wait_until(ready, timeout=60, every=0.2, ignore=(OSError,), error=RuntimeError, explain=log_tail,
+                   what=f"the MODEL_DEVICE={device} server to be ready")
         yield url
     finally:
         process.terminate()
@@ -133,10 +131,7 @@ def server(model_dir: Path, device: str):
 
 
 def post(url: str, rows: list) -> list:
-    body = json.dumps({"instances": rows}).encode()
-    request = urllib.request.Request(f"{url}/predict", body, {"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=60) as response:
-        return json.loads(response.read())["predictions"]
+    return serving.predict(url, rows, timeout=60)[0]
 
 
 def http_compared(model_dir: Path) -> dict:
