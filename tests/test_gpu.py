@@ -95,3 +95,8 @@ def test_labkit_doctor_gpu_prints_the_three_checks(capsys):
 @pytest.mark.parametrize("known", gpu.KNOWN_ERRORS, ids=lambda k: k.diagnosis.cause)
 def test_each_example_is_explained_by_its_own_entry(known):
     assert gpu.explain(known.example) is known.diagnosis
+
+
+def test_min_driver():
+    assert (gpu.min_driver("12.4.1"), gpu.min_driver("13.0"), gpu.min_driver("10.2"), gpu.min_driver("")) == \
+        ("525.60.13", "580", None, None)

@@ -42,6 +42,13 @@ def version_key(version: str) -> tuple[int, ...]:
     return tuple(int(part) for part in re.findall(r"\d+", version))
 
 
+def min_driver(cuda: str) -> str | None:
+    """The oldest driver that runs images built for CUDA ``cuda`` ("12.4" → "525.60.13"), None for
+    a CUDA version the table does not know."""
+    key = version_key(cuda)
+    return MIN_DRIVER.get(key[0]) if key else None
+
+
 @dataclass(frozen=True)
 class Verdict:
     ok: bool
@@ -50,11 +57,11 @@ class Verdict:
 
 def driver_supports(driver: str, cuda: str) -> Verdict:
     """Whether a host driver ``driver`` runs an image built for CUDA ``cuda`` (``"12.4"``)."""
-    major = version_key(cuda)[0] if version_key(cuda) else None
-    if major not in MIN_DRIVER:
+    needed = min_driver(cuda)
+    if needed is None:
         return Verdict(False, f"CUDA {cuda}: not in the table ({', '.join(f'{m}.x' for m in MIN_DRIVER)}); "
                               f"see {MIN_DRIVER_SOURCE}")
-    needed = MIN_DRIVER[major]
+    major = version_key(cuda)[0]
     if version_key(driver) >= version_key(needed):
         return Verdict(True, f"driver {driver} runs CUDA {cuda} images (CUDA {major}.x needs {needed} or newer)")
     return Verdict(False, f"driver {driver} is too old for CUDA {cuda}: CUDA {major}.x needs driver {needed} or "
@@ -189,11 +196,6 @@ def request_gpus(image: str = PROBE_IMAGE, command: list[str] | None = None, *, 
         container.remove(force=True)
 
 
-def driver() -> probes.Finding:
-    """Check 3, first half: the driver NVML reports (or NVML's reason there is none)."""
-    return probes.gpu()
-
-
 @dataclass(frozen=True)
 class Row:
     check: str
@@ -221,7 +223,7 @@ def examine(image: str | None = None) -> list[Row]:
             rows.append(Row("--gpus all", False, result.output.strip()[-300:], fix))
     info = probes.gpu_info()
     if info is None:
-        rows.append(Row("driver", None, driver().reason or "no GPU"))
+        rows.append(Row("driver", None, probes.gpu_reason() or "no GPU"))
     else:
         rows.append(Row("driver", True, f"{info.driver} (supports CUDA up to {info.cuda}); "
                                         + ", ".join(g.name for g in info.gpus)))
@@ -238,7 +240,7 @@ def _image_row(image: str, host_driver: str | None) -> Row:
     cuda = image_cuda(attrs)
     if cuda is None:
         return Row(f"CUDA of {image}", None, "the image declares no CUDA_VERSION (a CPU image?)")
-    needed = MIN_DRIVER.get(version_key(cuda)[0], "unknown")
+    needed = min_driver(cuda) or "unknown"
     if host_driver is None:
         return Row(f"CUDA of {image}", None, f"CUDA {cuda}: needs driver {needed}+; no driver here to compare")
     verdict = driver_supports(host_driver, cuda)
