@@ -113,7 +113,7 @@ class ModelHolder:
         self.device: Optional[str] = None  # "cpu" or "cuda" once loaded
         self.state = "loading"
         self.reason = "model is loading"
-        self.model: Any = None
+        self.predictor: Optional[LinearPredictor] = None
         self.metadata: Optional[dict] = None
         self._lock = threading.Lock()
 
@@ -148,7 +148,7 @@ class ModelHolder:
             predictor = LinearPredictor(model, device)
             metadata = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
             metadata.setdefault("feature_names", [f"f{i}" for i in range(model.n_features_in_)])
-            metadata.setdefault("class_names", [str(c) for c in model.classes_])
+            metadata.setdefault("class_names", predictor.classes)
             trained_with = metadata.get("sklearn_version")
             if trained_with and trained_with != sklearn.__version__:
                 log.warning("model was trained with scikit-learn %s but %s is installed",
@@ -159,7 +159,7 @@ class ModelHolder:
             log.error("%s", self.reason)
             return
         with self._lock:
-            self.model, self.metadata, self.device = predictor, metadata, device
+            self.predictor, self.metadata, self.device = predictor, metadata, device
             self.state, self.reason = "ready", "model loaded"
         log.info("model loaded from %s in %.0f ms (%s, accuracy %s, on %s)", self.model_dir,
                  (time.monotonic() - started) * 1000, metadata.get("name", "model"),
@@ -168,4 +168,4 @@ class ModelHolder:
     def predict(self, rows: Rows) -> list[str]:
         if not self.ready:
             raise RuntimeError(self.reason)
-        return self.model.predict(rows)
+        return self.predictor.predict(rows)
