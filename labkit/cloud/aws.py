@@ -94,6 +94,11 @@ class Target(base.Target):
         return self.client("sagemaker-runtime")
 
     @property
+    def autoscaling(self):
+        """Application Auto Scaling, where a variant's scalable target and policies live (lab 07)."""
+        return self.client("application-autoscaling")
+
+    @property
     def role_arn(self) -> str:
         """The execution role SageMaker assumes; on the emulator one made in moto IAM for this lab."""
         if self._role_arn is None:
