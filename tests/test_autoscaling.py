@@ -133,6 +133,82 @@ def test_a_missing_or_misnamed_target_says_what_is_registered(moto):
     assert f"ResourceId 'endpoint/{endpoint}/variant/' does not name a variant" in message
 
 
+# --- cleanup and sweep ------------------------------------------------------------------------------------
+
+def test_delete_all_removes_scaling_before_the_endpoint(moto, capsys):
+    mine, other = (aws.target("emulator", lab="07", moto=moto) for _ in range(2))
+    endpoint, kept = _endpoint(mine), _endpoint(other)
+    _autoscale(mine.autoscaling, endpoint)
+    _autoscale(other.autoscaling, kept)
+    done = mine.delete_all()
+    assert done.failed == []
+    rid = f"endpoint/{endpoint}/variant/{VARIANT}"
+    assert {(r.kind, r.name) for r in done.found if r.kind in autoscaling.KINDS} == {
+        ("scheduled-action", f"{rid}:night-floor"), ("scaling-policy", f"{rid}:invocations"), ("scalable-target", rid)}
+    assert {r.run for r in done.found} == {mine.run}
+    out = capsys.readouterr().out
+    steps = [out.index(f"deleted {kind} {rid}") for kind in autoscaling.KINDS] + [out.index(f"deleted endpoint {endpoint}")]
+    assert steps == sorted(steps), out
+    other_rid = f"endpoint/{kept}/variant/{VARIANT}"
+    assert _namespace(moto) == ({other_rid}, {f"{other_rid}:invocations"}, {f"{other_rid}:night-floor"})
+    assert [e["EndpointName"] for e in moto.client("sagemaker").list_endpoints()["Endpoints"]] == [kept]
+    assert mine.delete_all() == aws.Deletion([], [])
+
+
+def test_leftovers_are_found_by_run_and_swept(moto, capsys):
+    mine, other = (aws.target("emulator", lab="07", moto=moto) for _ in range(2))
+    _autoscale(mine.autoscaling, _endpoint(mine))
+    _autoscale(other.autoscaling, _endpoint(other))
+    untagged = _endpoint(mine, "untagged", tags=False)
+    _autoscale(mine.autoscaling, untagged)
+    scaling = [r for r in mine.leftovers() if r.kind in autoscaling.KINDS]
+    assert sorted(r.kind for r in scaling) == sorted(autoscaling.KINDS)
+    assert {(r.lab, r.run) for r in scaling} == {("07", mine.run)} and all(r.age_hours < 1 for r in scaling)
+    assert "(lab 07, run" in scaling[0].describe() and "cron(0 22 * * ? *)" in scaling[0].describe()
+    swept = aws.sweep(moto=moto, lab="07", delete=True)
+    assert sorted(r.kind for r in swept if r.kind in autoscaling.KINDS) == sorted(autoscaling.KINDS * 2)
+    assert aws.sweep(moto=moto) == []
+    rid = f"endpoint/{untagged}/variant/{VARIANT}"  # untagged: never ours to judge
+    assert _namespace(moto) == ({rid}, {f"{rid}:invocations"}, {f"{rid}:night-floor"})
+
+
+def test_labkit_sweep_aws_lists_and_deletes_scaling(moto, monkeypatch, capsys):
+    """The command, with boto3 following AWS_ENDPOINT_URL to moto as it would a real region."""
+    from labkit import cli, probes
+    for key, value in moto.env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setattr(probes, "aws_credentials_reason", lambda: None)
+    t = aws.target("emulator", lab="07", moto=moto)
+    rid = autoscaling.resource_id(_endpoint(t), VARIANT)
+    _autoscale(t.autoscaling, rid.split("/")[1])
+    assert cli.main(["sweep", "--aws", "--lab", "07"]) == 0
+    out = capsys.readouterr().out
+    assert f"aws: scaling-policy {rid}:invocations (lab 07, run {t.run}" in out and "scalable-target" in out
+    assert cli.main(["sweep", "--aws", "--delete"]) == 0
+    assert _namespace(moto) == (set(), set(), set())
+
+
+def test_scaling_left_by_an_endpoint_deleted_first_is_claimed_by_its_run_only(moto):
+    t = aws.target("emulator", lab="07", moto=moto)
+    endpoint = _endpoint(t)
+    _autoscale(t.autoscaling, endpoint)
+    t.sagemaker.delete_endpoint(EndpointName=endpoint)  # moto allows it and keeps the scaling configuration
+    assert [r for r in aws.sweep(moto=moto, lab="07") if r.kind in autoscaling.KINDS] == []
+    assert sorted(r.kind for r in t.leftovers() if r.kind in autoscaling.KINDS) == sorted(autoscaling.KINDS)
+    t.delete_all()
+    assert _namespace(moto) == (set(), set(), set())
+
+
+def test_without_autoscaling_permission_the_endpoints_are_still_deleted(moto, capsys):
+    t = aws.target("emulator", lab="07", moto=moto)
+    endpoint = _endpoint(t)
+    with Stubber(t.autoscaling) as stub:
+        stub.add_client_error("describe_scheduled_actions", "AccessDeniedException", "not allowed")
+        t.delete_all()
+    assert "could not list Application Auto Scaling (AccessDeniedException)" in capsys.readouterr().out
+    assert endpoint not in [e["EndpointName"] for e in moto.client("sagemaker").list_endpoints()["Endpoints"]]
+
+
 def test_paging_follows_tokens_and_stops_on_a_repeated_one(moto):
     aas = moto.client("application-autoscaling")
     item = {"ResourceId": "endpoint/e/variant/v", "ScalableDimension": autoscaling.DIMENSION,
