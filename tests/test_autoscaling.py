@@ -72,7 +72,9 @@ def test_target_policy_and_scheduled_action_read_back_as_data(moto):
     t = aws.target("emulator", lab="07", moto=moto)
     endpoint = _endpoint(t)
     _autoscale(t.autoscaling, endpoint, value=autoscaling.target_value(20))
+    _autoscale(t.autoscaling, _endpoint(t, "other"), value=900.0)  # another endpoint's: not read
     got = autoscaling.variant_scaling(t.autoscaling, endpoint, VARIANT)
+    assert len(got.policies) == 1
     rid = f"endpoint/{endpoint}/variant/{VARIANT}"
     assert (got.target.resource_id, got.target.dimension, got.target.min_capacity, got.target.max_capacity) == (
         rid, "sagemaker:variant:DesiredInstanceCount", 1, 4)
@@ -112,8 +114,9 @@ def test_wrong_dimension_or_resource_id_is_explained():
     with pytest.raises(autoscaling.AutoscalingError, match="did you mean 'endpoint/ep/variant/AllTraffic'"):
         autoscaling.check_ids("endpoint/ep/AllTraffic")
     for bad in ("arn:aws:sagemaker:us-east-1:123456789012:endpoint/ep", "endpoint/ep/variant/", "ep/AllTraffic"):
-        with pytest.raises(autoscaling.AutoscalingError, match="does not name a variant: it is 'endpoint/<endpoint"):
+        with pytest.raises(autoscaling.AutoscalingError, match="does not name a variant: it is 'endpoint/<endpoint") as info:
             autoscaling.check_ids(bad)
+        assert "did you mean" not in str(info.value)
 
 
 def test_a_missing_or_misnamed_target_says_what_is_registered(moto):

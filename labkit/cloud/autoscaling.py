@@ -72,9 +72,11 @@ DEFAULT_COOLDOWN_S = 300
 KINDS = ("scheduled-action", "scaling-policy", "scalable-target")
 _NAME = r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}"  # SageMaker's pattern for endpoint and variant names
 _RESOURCE_ID = re.compile(rf"endpoint/(?P<endpoint>{_NAME})/variant/(?P<variant>{_NAME})")
-_OTHER_DIMENSIONS = {"sagemaker:variant:DesiredProvisionedConcurrency": "a serverless variant's provisioned "
-                     "concurrency", "sagemaker:inference-component:DesiredCopyCount": "an inference component's "
-                     "copies (ResourceId inference-component/NAME)"}
+_OTHER_DIMENSIONS = {
+    "sagemaker:variant:DesiredProvisionedConcurrency": "a serverless variant's provisioned concurrency",
+    "sagemaker:inference-component:DesiredCopyCount": "an inference component's copies (ResourceId "
+                                                      "inference-component/NAME)",
+}
 
 
 class AutoscalingError(LabkitError):
@@ -85,9 +87,12 @@ def target_value(max_rps: float, safety_factor: float = 0.5) -> float:
     """The TargetValue of a SageMakerVariantInvocationsPerInstance policy for one instance that
     carries at most ``max_rps`` requests per second: ``max_rps × safety_factor × 60``.
 
-    This is AWS's load-testing guidance (module docstring): the metric counts invocations per
-    instance per minute, hence × 60, and the safety factor (0.5 to start with) keeps each
-    instance below the load it was measured to carry while new instances start.
+    This is AWS's guidance in "Load testing your auto scaling configuration" (SageMaker developer
+    guide, docs.aws.amazon.com/sagemaker/latest/dg/endpoint-scaling-loadtest.html):
+    ``SageMakerVariantInvocationsPerInstance = (MAX_RPS * SAFETY_FACTOR) * 60``. The metric counts
+    invocations per instance per minute, hence × 60 (not when the load test measured per minute);
+    AWS suggests starting the safety factor at 0.5, which keeps each instance below the load it
+    was measured to carry while new instances start.
     """
     if max_rps <= 0:
         raise ValueError(f"max_rps must be a measured capacity above 0, not {max_rps}")
@@ -117,9 +122,9 @@ def check_ids(resource: str, dimension: str = DIMENSION) -> tuple[str, str]:
             f"ScalableDimension {dimension!r} " + (f"scales {what}" if what else "is not a SageMaker dimension")
             + f": an endpoint variant's instance count is {DIMENSION!r}")
     if not (match := _RESOURCE_ID.fullmatch(resource)):
-        parts = resource.strip("/").split("/")
+        parts = resource.split("/")
         hint = (f": did you mean {resource_id(parts[1], parts[2])!r}?"
-                if len(parts) == 3 and parts[0] == "endpoint" else "")
+                if len(parts) == 3 and parts[0] == "endpoint" and all(parts) and parts[2] != "variant" else "")
         raise AutoscalingError(f"ResourceId {resource!r} does not name a variant: it is "
                                f"'endpoint/<endpoint name>/variant/<variant name>', with the names exactly as "
                                f"describe_endpoint gives them{hint}")
