@@ -18,6 +18,15 @@ def empty(moto, monkeypatch):
     monkeypatch.setattr(spend.atexit, "register", lambda fn: fn)
 
 
+@pytest.fixture
+def fake_account(moto, monkeypatch):
+    """Credentials pass the probe and boto3 follows AWS_ENDPOINT_URL to moto, as it would a region."""
+    from labkit import probes
+    for key, value in moto.env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setattr(probes, "aws_credentials_reason", lambda: None)
+
+
 def _endpoint(t, suffix="iris", tags=True):
     """A model, config and endpoint with one variant, tagged with the run like lab 05's."""
     sm, names = t.sagemaker, [aws.name(t, f"{suffix}-{what}") for what in ("model", "config", "endpoint")]
@@ -175,12 +184,20 @@ def test_leftovers_are_found_by_run_and_swept(moto, capsys):
     assert _namespace(moto) == ({rid}, {f"{rid}:invocations"}, {f"{rid}:night-floor"})
 
 
-def test_labkit_sweep_aws_lists_and_deletes_scaling(moto, monkeypatch, capsys):
+def test_an_aws_target_deregisters_before_deleting_its_endpoint(moto, fake_account, capsys):
+    """The "aws" path (the endpoint-settling wait included), pointed at moto with fake credentials."""
+    t = aws.target("aws", lab="07", confirm_spend=True, role_arn="arn:aws:iam::123456789012:role/labkit-test")
+    endpoint = _endpoint(t)
+    _autoscale(t.autoscaling, endpoint)
+    assert t.delete_all().failed == []
+    out = capsys.readouterr().out
+    assert out.index(f"deleted scalable-target endpoint/{endpoint}/") < out.index(f"deleted endpoint {endpoint}")
+    assert _namespace(moto) == (set(), set(), set())
+
+
+def test_labkit_sweep_aws_lists_and_deletes_scaling(moto, fake_account, capsys):
     """The command, with boto3 following AWS_ENDPOINT_URL to moto as it would a real region."""
-    from labkit import cli, probes
-    for key, value in moto.env.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.setattr(probes, "aws_credentials_reason", lambda: None)
+    from labkit import cli
     t = aws.target("emulator", lab="07", moto=moto)
     rid = autoscaling.resource_id(_endpoint(t), VARIANT)
     _autoscale(t.autoscaling, rid.split("/")[1])
