@@ -9,7 +9,7 @@ Its layers, each importing only the ones listed before it (tests/test_layout.py 
   secretscan, masked, plots).
 - ``labkit.serving``: the sample model server and its HTTP contracts (app, contract, load).
 - ``labkit.cloud``: the platforms on emulators and real accounts (spend, emulators, aws,
-  sagemaker, vertex).
+  sagemaker, autoscaling, vertex).
 - ``labkit.course``: notebooks, checks and grading (cells, checks, build, lab, syllabus,
   grade, grade_engine, student).
 - ``labkit.cli``: the ``labkit`` command.
@@ -34,7 +34,7 @@ LAYERS = {
     "machine": ("probes", "capabilities", "doctor", "images"),
     "tools": ("commands", "dockerlab", "compose", "k8s", "lint", "secretscan", "masked", "plots"),
     "serving": ("contract", "load"),
-    "cloud": ("spend", "emulators", "aws", "sagemaker", "vertex"),
+    "cloud": ("spend", "emulators", "aws", "sagemaker", "autoscaling", "vertex"),
     "course": ("cells", "checks", "build", "grade", "grade_engine", "student", "lab", "syllabus"),
 }
 #: The module each short name (``labkit.dockerlab``) stands for.

@@ -5,7 +5,10 @@
 credentials are there and the spend was confirmed (:func:`labkit.spend.require_opt_in`),
 before anything is created. Every resource is named ``labkit-<lab>-<what>-<run>``, tagged
 ``labkit-lab``/``labkit-run`` and registered with the target's :class:`~labkit.spend.Teardown`;
-:func:`sweep` finds what interrupted runs left behind, by those tags.
+:func:`sweep` finds what interrupted runs left behind, by those tags. Lab 07 autoscales the
+endpoints: their scheduled actions, scaling policies and scalable targets cannot carry tags
+everywhere, so the cleanup and the sweep find them through the run's endpoints and delete them
+before those endpoints (:mod:`labkit.cloud.autoscaling`).
 
 What moto 5.2.5 does here (tried, not assumed): SageMaker create/list/describe/delete and
 ``list_tags`` on model, endpoint-config and endpoint ARNs work, endpoints are InService at
@@ -30,8 +33,8 @@ from ..core.names import slug, split_image_ref
 from ..core.waiting import wait_until
 from ..machine import probes
 from . import emulators, spend, target as base
-from .aws_resources import (SAGEMAKER_KINDS, delete_bucket, delete_sagemaker, find_quota, gone, ignore_gone,
-                            list_sagemaker, prefix, sweep, tags_of)
+from .aws_resources import (delete_bucket, delete_leftover, find_quota, gone, ignore_gone, sagemaker_leftovers,
+                            sweep, tags_of)
 from .target import Deletion, Leftover
 
 __all__ = ["Deletion", "Leftover", "QuotaError", "Target", "TargetError", "name", "sweep", "tags_of", "target"]
@@ -92,6 +95,11 @@ class Target(base.Target):
     @property
     def runtime(self):
         return self.client("sagemaker-runtime")
+
+    @property
+    def autoscaling(self):
+        """Application Auto Scaling, where a variant's scalable target and policies live (lab 07)."""
+        return self.client("application-autoscaling")
 
     @property
     def role_arn(self) -> str:
@@ -199,10 +207,11 @@ class Target(base.Target):
 
     # -- deleting -----------------------------------------------------------------------------
     def _delete(self, kind: str, resource: str) -> None:
-        """Delete one SageMaker resource; gone already is fine; on AWS wait out a Creating/Updating endpoint."""
+        """Delete one SageMaker resource or piece of an endpoint's scaling configuration; gone
+        already is fine; on AWS wait out a Creating/Updating endpoint."""
         if kind == "endpoint" and self.kind == "aws":
             self._wait_settled(resource)
-        ignore_gone(lambda: delete_sagemaker(self.sagemaker, kind, resource))
+        delete_leftover(self.sagemaker, self.autoscaling, kind, resource)
 
     def _wait_settled(self, endpoint: str) -> None:
         """Wait until ``endpoint`` is in no transitional state (SageMaker refuses to delete one that
@@ -227,28 +236,27 @@ class Target(base.Target):
         """What this run made and has not deleted yet, found by its tags (as ``sweep`` finds it)."""
         if self._emulator_gone():
             return []
-        return [r for r in sweep(session=self._session, moto=self._moto, lab=self.lab) if r.run == self.run]
+        return sweep(session=self._session, moto=self._moto, lab=self.lab, run=self.run)
 
     def _emulator_gone(self) -> bool:
         """True when the emulator is stopped, and everything it held with it."""
         return self._moto is not None and not self._moto.running()
 
     def _delete_tagged(self) -> list[Leftover]:
-        """Delete every SageMaker endpoint, endpoint config and model tagged with this run (in that
-        order), however it was created; raise at the end if one could not be deleted."""
+        """Delete every SageMaker endpoint, endpoint config and model tagged with this run, however
+        it was created, each endpoint's scaling configuration first (scheduled actions, policies,
+        scalable targets); raise at the end if something could not be deleted."""
         if self._emulator_gone():
             return []
         deleted, failed = [], []
-        for kind in SAGEMAKER_KINDS:
-            for item in list_sagemaker(self.sagemaker, kind, prefix(self.lab)):
-                if item.run == self.run:
-                    try:
-                        self._delete(kind, item.name)
-                        print(f"deleted {kind} {item.name}")
-                        deleted.append(item)
-                    except ClientError as exc:
-                        print(f"could not delete {kind} {item.name}: {exc}")
-                        failed.append(f"{kind} {item.name}")
+        for item in sagemaker_leftovers(self.sagemaker, self.autoscaling, self.lab, self.run):
+            try:
+                self._delete(item.kind, item.name)
+                print(f"deleted {item.kind} {item.name}")
+                deleted.append(item)
+            except ClientError as exc:
+                print(f"could not delete {item.kind} {item.name}: {exc}")
+                failed.append(f"{item.kind} {item.name}")
         if failed:
             raise TargetError(f"could not delete {', '.join(failed)}: delete them by hand or `labkit sweep --aws`")
         if not deleted:

@@ -1,6 +1,7 @@
-"""Lab 05's tagged AWS resources: listing SageMaker resources, S3 buckets and ECR repositories by
-their ``labkit-`` names and ``labkit-lab``/``labkit-run`` tags, deleting them (gone already is
-fine), and :func:`sweep`, which finds what interrupted runs left behind (``labkit sweep --aws``)."""
+"""The labs' tagged AWS resources: listing SageMaker resources, S3 buckets and ECR repositories by
+their ``labkit-`` names and ``labkit-lab``/``labkit-run`` tags, with the Application Auto Scaling
+configuration of those endpoints (lab 07), deleting them (gone already is fine), and
+:func:`sweep`, which finds what interrupted runs left behind (``labkit sweep --aws``)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from botocore.exceptions import ClientError
 
 from ..core import labels
 from ..core.names import slug
+from . import autoscaling
 from .target import Leftover
 
 #: The SageMaker kinds, in the order they can be deleted (an endpoint before its config).
@@ -32,6 +34,12 @@ def prefix(lab: str | None) -> str:
     return "labkit-" if lab is None else f"labkit-{slug(lab)}-"
 
 
+def _wanted(tags: dict[str, str], lab: str | None, run: str | None) -> bool:
+    """Tagged by a lab (``lab`` and ``run`` when given): untagged resources are never ours to judge."""
+    return (labels.LAB_TAG in tags and (lab is None or tags[labels.LAB_TAG] == lab)
+            and (run is None or tags.get(labels.RUN_TAG) == run))
+
+
 def gone(exc: ClientError) -> bool:
     """True when the error says the resource no longer exists (deleting it again is then fine)."""
     error = exc.response.get("Error", {})
@@ -52,6 +60,14 @@ def delete_sagemaker(sm, kind: str, resource: str) -> None:
     {"endpoint": lambda: sm.delete_endpoint(EndpointName=resource),
      "endpoint-config": lambda: sm.delete_endpoint_config(EndpointConfigName=resource),
      "model": lambda: sm.delete_model(ModelName=resource)}[kind]()
+
+
+def delete_leftover(sm, aas, kind: str, resource: str) -> None:
+    """Delete a SageMaker resource or an endpoint's scaling configuration; gone already is fine."""
+    if kind in autoscaling.KINDS:
+        autoscaling.delete(aas, kind, resource)
+    else:
+        ignore_gone(lambda: delete_sagemaker(sm, kind, resource))
 
 
 def delete_bucket(s3, bucket: str) -> None:
@@ -78,6 +94,39 @@ def list_sagemaker(sm, kind: str, name_prefix: str):
                 yield Leftover(kind, item[name_key], tags, item.get("CreationTime"))
 
 
+def sagemaker_leftovers(sm, aas, lab: str | None, run: str | None = None) -> list[Leftover]:
+    """The SageMaker endpoints, endpoint configs and models tagged ``labkit-lab`` (of ``lab`` and
+    ``run`` when given), preceded by their endpoints' scheduled actions, scaling policies and
+    scalable targets: the order they can be deleted in (AWS's documented order, see
+    :mod:`labkit.cloud.autoscaling`). With ``run``, scaling configuration whose endpoint no longer
+    exists but bears this run's name (``labkit-<lab>-…-<run>``: moto lets an endpoint be deleted under
+    it) is claimed too, with the run's tags. When Application Auto Scaling cannot be listed (no
+    permission), the scaling part is left out with a note: SageMaker's DeleteEndpoint deregisters
+    an autoscaled variant itself where the caller may."""
+    start = prefix(lab)
+    listed = [item for kind in SAGEMAKER_KINDS for item in list_sagemaker(sm, kind, start)]
+    found = [item for item in listed if _wanted(item.tags, lab, run)]
+    endpoints = {item.name: item.tags for item in found if item.kind == "endpoint"}
+    existing = {item.name for item in listed if item.kind == "endpoint"}
+    ours = {labels.LAB_TAG: lab or "", labels.RUN_TAG: run or ""}
+
+    def owner(endpoint: str) -> dict[str, str] | None:
+        if endpoint in endpoints:
+            return endpoints[endpoint]
+        orphan = run and endpoint not in existing and endpoint.startswith(start) and endpoint.endswith(f"-{run}")
+        return ours if orphan else None
+
+    if not endpoints and not run:
+        return found
+    try:
+        return autoscaling.leftovers(aas, owner) + found
+    except (ClientError, autoscaling.AutoscalingError) as exc:
+        why = exc.response["Error"].get("Code") if isinstance(exc, ClientError) else exc
+        print(f"note: could not list Application Auto Scaling ({why}): the endpoints' scaling configuration "
+              "is left out (deleting an endpoint deregisters it on AWS, where the caller may deregister)")
+        return found
+
+
 def find_quota(sq, quota_name: str) -> dict | None:
     """The account's applied quota by name, else AWS's default; None when neither lists it."""
     for operation in ("list_service_quotas", "list_aws_default_service_quotas"):
@@ -88,37 +137,36 @@ def find_quota(sq, quota_name: str) -> dict | None:
     return None
 
 
-def sweep(*, session=None, moto=None, delete: bool = False, lab: str | None = None) -> list[Leftover]:
-    """Every SageMaker endpoint/endpoint config/model, S3 bucket and ECR repository tagged ``labkit-lab``.
+def sweep(*, session=None, moto=None, delete: bool = False, lab: str | None = None,
+          run: str | None = None) -> list[Leftover]:
+    """Every SageMaker endpoint/endpoint config/model, S3 bucket and ECR repository tagged
+    ``labkit-lab``, and the scaling configuration of those endpoints (:func:`sagemaker_leftovers`).
 
     Only names starting with ``labkit-`` are looked at (all of labkit's do), then their tags
-    decide; untagged ones are never touched. ``lab`` narrows to one lab; ``delete=True``
-    removes what was found (endpoints first) and prints a line each. It looks in the
+    decide; untagged ones are never touched. ``lab`` and ``run`` narrow it; ``delete=True``
+    removes what was found (scaling first, then endpoints) and prints a line each. It looks in the
     session's region only (S3 bucket names are global); an endpoint still Creating cannot be
     deleted yet and is reported: sweep again a few minutes later.
     """
     def client(service):
         return moto.client(service) if moto else (session or boto3.Session()).client(service)
 
-    def wanted(tags: dict[str, str]) -> bool:
-        return labels.LAB_TAG in tags and (lab is None or tags[labels.LAB_TAG] == lab)
-
     start = prefix(lab)
-    sm, s3, ecr = client("sagemaker"), client("s3"), client("ecr")
-    found = [item for kind in SAGEMAKER_KINDS for item in list_sagemaker(sm, kind, start) if wanted(item.tags)]
+    sm, s3, ecr, aas = client("sagemaker"), client("s3"), client("ecr"), client("application-autoscaling")
+    found = sagemaker_leftovers(sm, aas, lab, run)
     for bucket in s3.list_buckets().get("Buckets", []):
         if bucket["Name"].startswith(start):
             try:
                 tags = _tags(s3.get_bucket_tagging(Bucket=bucket["Name"])["TagSet"])
             except ClientError:  # NoSuchTagSet: untagged, not ours to judge
                 continue
-            if wanted(tags):
+            if _wanted(tags, lab, run):
                 found.append(Leftover("bucket", bucket["Name"], tags, bucket.get("CreationDate")))
     for page in ecr.get_paginator("describe_repositories").paginate():
         for repo in page["repositories"]:
             if repo["repositoryName"].startswith(start):
                 tags = _tags(ecr.list_tags_for_resource(resourceArn=repo["repositoryArn"]).get("tags", []))
-                if wanted(tags):
+                if _wanted(tags, lab, run):
                     found.append(Leftover("repository", repo["repositoryName"], tags, repo.get("createdAt")))
     if delete:
         for item in found:
@@ -128,7 +176,7 @@ def sweep(*, session=None, moto=None, delete: bool = False, lab: str | None = No
                 elif item.kind == "repository":
                     ignore_gone(lambda repo=item.name: ecr.delete_repository(repositoryName=repo, force=True))
                 else:
-                    ignore_gone(lambda it=item: delete_sagemaker(sm, it.kind, it.name))
+                    delete_leftover(sm, aas, item.kind, item.name)
                 print(f"deleted {item.describe()}")
             except ClientError as exc:
                 print(f"could not delete {item.describe()}: {exc}")
