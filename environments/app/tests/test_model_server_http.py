@@ -162,6 +162,22 @@ def test_keep_alive_connection_serves_many_requests(ready_server):
     conn.close()
 
 
+def test_keep_alive_answers_are_not_held_back(ready_server):
+    """Headers and body are two writes; without TCP_NODELAY the second waits for the client's
+    delayed ACK (Nagle's algorithm): about 40 ms per answer on a kept-alive connection, which a
+    load test (locust, a proxy's upstream pool) would take for the model's latency."""
+    conn = http.client.HTTPConnection("127.0.0.1", ready_server.port, timeout=5)
+    seconds = []
+    for _ in range(20):
+        started = time.perf_counter()
+        conn.request("POST", "/predict", body=json.dumps({"instances": [SETOSA]}),
+                     headers={"Content-Type": "application/json"})
+        conn.getresponse().read()
+        seconds.append(time.perf_counter() - started)
+    conn.close()
+    assert sorted(seconds)[10] < 0.02, f"median {sorted(seconds)[10] * 1000:.0f} ms on a kept-alive connection"
+
+
 def test_metrics(ready_server):
     before = ready_server.get("/metrics").body.decode()
     ready_server.post("/predict", THREE)
