@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import importlib.util
 import json
 import math
@@ -22,7 +23,6 @@ import subprocess
 import sys
 import tempfile
 import urllib.parse
-from dataclasses import dataclass
 from pathlib import Path
 
 from ..core.errors import LabkitError, RequirementNotMet, TimedOut
@@ -37,7 +37,7 @@ PER_USER_RPS = 20
 STARTUP_S = 30
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class Step:
     """One step of load: what was offered, what the server did with it, what the loader cost."""
 
@@ -51,31 +51,47 @@ class Step:
     p99_ms: float
     seconds: float  # how long the load ran (locust's start-up left out)
     loader_cpu: float  # cores the locust process used while loading: near 1.0, it measured itself
+    server_cpu: float | None = None  # cores the server's container used meanwhile (when it was given)
 
     def line(self) -> str:
         offered = f"{self.offered_rps:6.0f} rps offered" if self.offered_rps else f"{self.users:4d} users (closed)"
+        server = "" if self.server_cpu is None else f"server {self.server_cpu:.2f} CPU, "
         return (f"{offered}: {self.rps:6.1f} rps, p50 {self.p50_ms:4.0f} ms, p95 {self.p95_ms:4.0f} ms, "
-                f"p99 {self.p99_ms:4.0f} ms, {self.errors} errors of {self.requests} (locust used "
+                f"p99 {self.p99_ms:4.0f} ms, {self.errors} errors of {self.requests} ({server}locust "
                 f"{self.loader_cpu:.2f} CPU)")
 
 
 def step_load(url: str, body: bytes, *, rates=(50, 100, 200, 400), seconds_per_step: int = 5,
-              max_requests: int = 5000, content_type: str = "application/json", show: bool = True) -> list[Step]:
+              max_requests: int = 5000, content_type: str = "application/json", container=None,
+              show: bool = True) -> list[Step]:
     """Offer each rate of ``rates`` (requests/s, in order) to ``url`` for ``seconds_per_step``
     seconds or ``max_requests`` requests, whichever comes first: one :class:`Step` each. The
     whole call is bounded by ``len(rates) × (seconds_per_step + STARTUP_S)`` seconds and
-    ``len(rates) × max_requests`` requests."""
+    ``len(rates) × max_requests`` requests. Given the server's ``container``, each step also
+    says the CPU it used: a server below its CPU limit at the top step was held back by
+    something else (the machine's other cores: the loader, Docker's proxy, other work)."""
     require_loopback(url)
     if not rates or any(r <= 0 for r in rates):
         raise ValueError(f"rates must be positive requests/s, got {list(rates)}")
     steps = []
     for rate in rates:
+        used = container_cpu_s(container)
         step = run_step(url, body, users=max(1, math.ceil(rate / PER_USER_RPS)), rate=rate,
                         seconds=seconds_per_step, max_requests=max_requests, content_type=content_type)
+        if container is not None:
+            step = dataclasses.replace(step, server_cpu=(container_cpu_s(container) - used) / step.seconds)
         if show:
             print(step.line())
         steps.append(step)
     return steps
+
+
+def container_cpu_s(container) -> float:
+    """CPU seconds the container has used since it started (0 for None): one reading of ``docker
+    stats``. Read before and after a step: the server's idle time while locust starts adds nothing."""
+    if container is None:
+        return 0.0
+    return container.stats(stream=False, one_shot=True)["cpu_stats"]["cpu_usage"]["total_usage"] / 1e9
 
 
 def capacity(steps: list[Step], p99_objective_ms: float) -> Step | None:
