@@ -89,7 +89,8 @@ LOADERS = {"run_load": with_run_load, "locust FastHttpUser": with_locust("FastPo
 def measured(name: str, url: str, users: int, requests: int, container, proxy: int | None) -> dict:
     """One loader's run, with the CPU each part of the machine spent during it."""
     def now():
-        return machine_busy_s(), own_cpu_s(), process_cpu_s(proxy), capacity.container_cpu_s(container), time.monotonic()
+        server = capacity.container_cpu_s(container)
+        return machine_busy_s(), own_cpu_s(), process_cpu_s(proxy), server, time.monotonic()
 
     before = now()
     row = LOADERS[name](url, users, requests)

@@ -4,8 +4,9 @@ HPA's CPU target) means nothing until one replica's capacity is measured.
 
 Each step is one headless locust run (``--run-time``, a request budget, locust's CSV stats), the
 tool the field uses; environments/load/README.md has the measured comparison with
-:func:`.load.run_load` on a two-core machine that chose it. Locust runs in its own process group, killed in a
-``finally``: no load process outlives the call, however it ends (an interrupted kernel included).
+:func:`.load.run_load` on a two-core machine that chose it. Locust runs in its own process group,
+killed in a ``finally``: no load process outlives the call, however it ends (an interrupted kernel
+included; a killed kernel's locust notices its parent is gone and stops within a second).
 Locust's stats give latencies in whole milliseconds below 100 ms (its histogram's buckets).
 """
 
