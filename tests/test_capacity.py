@@ -9,7 +9,9 @@ import importlib.util
 import math
 import os
 import shutil
+import signal
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -152,16 +154,7 @@ class _Flaky(http.server.BaseHTTPRequestHandler):
 
 def _locust_processes() -> list[int]:
     """Load processes this test process started (capacity marks them with its PID) still running."""
-    mark = f"LABKIT_LOAD_PARENT={os.getpid()}".encode()
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if mark in (entry / "environ").read_bytes().split(b"\0") and not _gone(int(entry.name), 0):
-                    found.append(int(entry.name))
-            except OSError:
-                pass
-    return found
+    return _marked(os.getpid())
 
 
 @has_locust
@@ -177,6 +170,43 @@ def test_a_locust_step_is_bounded_in_requests_and_counts_errors():
     assert result.p50_ms <= result.p95_ms <= result.p99_ms and result.rps > 0
     assert 0 < result.loader_cpu < 1.5
     assert _locust_processes() == []
+
+
+def _marked(parent: int) -> list[int]:
+    """Running processes that carry capacity's mark for ``parent`` (see _locust_processes)."""
+    mark = f"LABKIT_LOAD_PARENT={parent}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if mark in (entry / "environ").read_bytes().split(b"\0") and not _gone(int(entry.name), 0):
+                    found.append(int(entry.name))
+            except OSError:
+                pass
+    return found
+
+
+@has_locust
+def test_locust_stops_when_the_kernel_that_started_it_is_killed(tmp_path):
+    """A killed kernel runs no finally: its locust (in a session of its own) must notice alone."""
+    script = ("import sys; sys.path.insert(0, %r)\n"
+              "from labkit.serving import capacity\n"
+              "capacity.run_step('http://127.0.0.1:9/', b'{}', users=1, rate=5, seconds=60)\n") % str(paths.REPO)
+    kernel = subprocess.Popen([sys.executable, "-c", script])
+    try:
+        deadline = time.monotonic() + 30
+        while not _marked(kernel.pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        started = _marked(kernel.pid)
+        assert started, "locust did not start"
+        time.sleep(2)  # let it start loading
+        kernel.kill()
+        kernel.wait()
+        assert all(_gone(pid, within=10) for pid in started)
+    finally:
+        kernel.kill()
+        for pid in _marked(kernel.pid):  # only when the test failed: leave nothing behind
+            os.kill(pid, signal.SIGKILL)
 
 
 docker_only = pytest.mark.skipif(bool(probes.docker_reason()), reason=str(probes.docker_reason()))
