@@ -12,10 +12,11 @@ PORT   ?= 8888
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml environments/app/requirements.txt tests/requirements.txt environments/cloud/requirements.txt
+$(STAMP): pyproject.toml environments/app/requirements.txt tests/requirements.txt environments/cloud/requirements.txt \
+          environments/load/requirements.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[app,test,cloud]'
+	$(BIN)/python -m pip install -q -e '.[app,test,cloud,load]'
 	@touch $@
 
 setup: $(STAMP) ## create or update the virtual environment in .venv/

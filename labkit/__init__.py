@@ -7,7 +7,8 @@ Its layers, each importing only the ones listed before it (tests/test_layout.py 
   accelerators, base images).
 - ``labkit.tools``: the tools a lab drives (dockerlab, dockerfile, compose, k8s, commands, lint,
   secretscan, masked, plots).
-- ``labkit.serving``: the sample model server and its HTTP contracts (app, contract, load).
+- ``labkit.serving``: the sample model server and its HTTP contracts (app, contract, load,
+  capacity).
 - ``labkit.cloud``: the platforms on emulators and real accounts (spend, emulators, aws,
   sagemaker, autoscaling, vertex).
 - ``labkit.course``: notebooks, checks and grading (cells, checks, build, lab, syllabus,
@@ -33,7 +34,7 @@ LAYERS = {
     "core": ("paths",),
     "machine": ("probes", "capabilities", "doctor", "images"),
     "tools": ("commands", "dockerlab", "compose", "k8s", "lint", "secretscan", "masked", "plots"),
-    "serving": ("contract", "load"),
+    "serving": ("contract", "load", "capacity"),
     "cloud": ("spend", "emulators", "aws", "sagemaker", "autoscaling", "vertex"),
     "course": ("cells", "checks", "build", "grade", "grade_engine", "student", "lab", "syllabus"),
 }

@@ -3,7 +3,8 @@
 Sizes are of images built here in one run (so the ratio is what matters; lab 04's gpu target is
 not built: its CUDA wheels are gigabytes); start-up and
 latency come from lab 01's final image, and from lab 05's SageMaker image started as SageMaker
-starts it, under a fixed, bounded load on loopback; grading times are graded runs of each
+starts it, under a fixed, bounded load on loopback; lab 07's capacity is lab 01's final image
+under stepped locust load with a CPU limit per instance size; grading times are graded runs of each
 solution notebook, with the part of it the checks' kernel spent (shared cells included, which
 both kernels run). Lab 04's figures come first: this CPU's bandwidth and multiply rates, and what
 a few model sizes need against this machine and the GPU table.
@@ -18,7 +19,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from labkit import build, dockerlab, grade, paths, sagemaker, serving
+from labkit import build, capacity, dockerlab, grade, paths, sagemaker, serving
 from labkit.images import ensure_base_images
 from labkit.lab import Lab
 from labkit.load import run_load
@@ -70,6 +71,39 @@ def image_figures(workspace: Path) -> dict:
     load = run_load(f"http://127.0.0.1:{port}/predict", body, requests=2000, concurrency=8)
     figures.update(load_requests=load.requests, load_errors=load.errors, rps=round(load.rps, 1),
                    p50_ms=round(load.percentile(50), 2), p99_ms=round(load.percentile(99), 2))
+    return figures
+
+
+#: Lab 07's stepped load: offered requests/s per step (past what lab 01's server carries at 0.5
+#: CPU, about 1,300/s here, and up to what this 2-core machine can offer at all, beside the
+#: loader and docker-proxy), and the p99 objective the capacity keeps.
+CAPACITY_RATES = (250, 500, 1000, 1500, 2000, 2500, 3000)
+P99_OBJECTIVE_MS = 50
+
+
+def capacity_figures() -> dict:
+    """Lab 07: one replica of lab 01's final image (built by :func:`image_figures`) per CPU limit,
+    standing for an instance size, under stepped locust load on loopback; its capacity is the
+    highest step whose p99 stays under P99_OBJECTIVE_MS with no errors."""
+    body = json.dumps({"instances": [[5.1, 3.5, 1.4, 0.2]]}).encode()
+    figures = {}
+    for cpus in (0.5, 1.0):
+        with dockerlab.running("labkit/bench-final:v1", lab=LABEL, ports={8080: None},
+                               environment={"LOG_REQUESTS": "0"}, nano_cpus=int(cpus * 1e9)) as container:
+            dockerlab.wait_healthy(container, show=False)
+            url = f"http://127.0.0.1:{dockerlab.host_port(container, 8080)}/predict"
+            run_load(url, body, requests=200, concurrency=4)  # warm-up
+            print(f"lab 07: one replica at {cpus} CPU, stepped load (p99 objective {P99_OBJECTIVE_MS} ms)")
+            steps = capacity.step_load(url, body, rates=CAPACITY_RATES, seconds_per_step=5, max_requests=10000,
+                                       container=container)
+        best = capacity.capacity(steps, P99_OBJECTIVE_MS)
+        print(f"  capacity at {cpus} CPU: " + (f"{best.rps:.0f} rps (offered {best.offered_rps:.0f}, p99 "
+                                              f"{best.p99_ms:.0f} ms, server {best.server_cpu:.2f} of its {cpus} "
+                                              f"CPU)" if best else "no step met the objective")
+              + (": the top step, so at least this (offer more)" if best is steps[-1] else ""))
+        figures[f"capacity_rps_{cpus}_cpu"] = round(best.rps, 1) if best else None
+        figures[f"capacity_server_cpu_{cpus}_cpu"] = round(best.server_cpu, 2) if best else None
+    figures["capacity_p99_objective_ms"] = P99_OBJECTIVE_MS
     return figures
 
 
@@ -132,6 +166,7 @@ def main() -> int:
     try:
         with tempfile.TemporaryDirectory(prefix="labkit-bench-") as workspace:
             results.update(image_figures(Path(workspace)))
+            results.update(capacity_figures())
             results.update(sagemaker_figures(Path(workspace)))
     finally:
         dockerlab.cleanup(LABEL, show=False)

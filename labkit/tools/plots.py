@@ -1,5 +1,5 @@
 """Pictures: image sizes side by side and where each image's bytes are (lab 01); what a model needs
-in memory and speed, CPU against GPU (lab 04)."""
+in memory and speed, CPU against GPU (lab 04); one replica's capacity under stepped load (lab 07)."""
 
 from __future__ import annotations
 
@@ -140,5 +140,48 @@ def cpu_vs_gpu_latency(results: dict[str, dict[int, float]], title: str = "Laten
     ax.set_ylabel("ms per batch")
     ax.set_title(title)
     ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def capacity_steps(steps, p99_objective_ms: float, title: str = "One replica under stepped load"):
+    """Two panels from ``labkit.serving.capacity.step_load``'s steps. Left: the achieved against
+    the offered requests/s (the dotted diagonal is "all of it served"). Right: p50 and p99 per
+    step against the objective (dashed); a red cross marks a step with errors. The capacity (the
+    highest step with p99 under the objective and no errors) is marked on both: the rule of
+    ``serving.capacity.capacity``, restated here because plots sit in a layer below serving
+    (tests/test_capacity.py holds the two equal)."""
+    import matplotlib.pyplot as plt
+
+    steps = list(steps)
+    closed = any(s.offered_rps is None for s in steps)  # closed-loop steps: users, not a rate
+    x = [s.users if closed else s.offered_rps for s in steps]
+    good = [s for s in steps if s.errors == 0 and s.requests > 0 and s.p99_ms < p99_objective_ms]
+    best = max(good, key=lambda s: (s.users if closed else s.offered_rps, s.rps), default=None)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
+
+    left.plot(x, [s.rps for s in steps], "o-", color="#4c72b0", label="achieved")
+    if not closed:
+        left.plot([0, max(x)], [0, max(x)], ":", color="#888888", label="offered")
+    left.set_ylabel("requests/s answered")
+    left.set_title("Throughput")
+    right.plot(x, [s.p50_ms for s in steps], "o-", color="#55a868", label="p50")
+    right.plot(x, [s.p99_ms for s in steps], "o-", color="#c44e52", label="p99")
+    right.axhline(p99_objective_ms, color="black", linestyle="--", linewidth=1,
+                  label=f"p99 objective {p99_objective_ms:g} ms")
+    failed = [(xi, s.p99_ms) for xi, s in zip(x, steps) if s.errors]
+    if failed:
+        right.scatter(*zip(*failed), marker="x", s=80, color="red", zorder=3, label="errors")
+    right.set_ylabel("ms")
+    right.set_yscale("log")
+    right.set_title("Latency per step")
+    for ax in (left, right):
+        if best is not None:
+            at = best.users if closed else best.offered_rps
+            ax.axvline(at, color="#dd8452", linewidth=2, alpha=0.6,
+                       label=f"capacity: {best.rps:.0f} rps" if ax is right else None)
+        ax.set_xlabel("users (closed loop)" if closed else "requests/s offered")
+        ax.legend(fontsize=8)
+    fig.suptitle(title if best else f"{title}: no step met the objective")
     fig.tight_layout()
     return fig
