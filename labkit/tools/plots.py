@@ -1,7 +1,10 @@
 """Pictures: image sizes side by side and where each image's bytes are (lab 01); what a model needs
-in memory and speed, CPU against GPU (lab 04)."""
+in memory and speed, CPU against GPU (lab 04); load, CPU and replicas over time under an
+autoscaler (lab 07)."""
 
 from __future__ import annotations
+
+import re
 
 from . import dockerlab
 
@@ -140,5 +143,63 @@ def cpu_vs_gpu_latency(results: dict[str, dict[int, float]], title: str = "Laten
     ax.set_ylabel("ms per batch")
     ax.set_title(title)
     ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def autoscaling_timeline(timeline, *, target: float | None = None, max_replicas: int | None = None,
+                         title: str = "Autoscaling over time"):
+    """Three panels over the same time axis, from a control loop's ticks (``labkit.autoscale``'s
+    :class:`Tick` objects or their ``as_dict()``): the offered load (requests per second answered,
+    and the clients sending them; p99 latency on the right axis), each replica's CPU in % of its
+    request with their mean (the HPA's metric) against ``target``, and the replicas running,
+    ready and desired (with ``max_replicas`` as a ceiling)."""
+    import matplotlib.pyplot as plt
+
+    ticks = [t if isinstance(t, dict) else t.as_dict() for t in timeline]
+    times = [t["t"] for t in ticks]
+    fig, (load_ax, cpu_ax, rep_ax) = plt.subplots(3, 1, figsize=(9, 8), sharex=True,
+                                                  gridspec_kw={"height_ratios": [1, 1.3, 1]})
+    loads = [(t["t"], t["load"]) for t in ticks if t.get("load")]
+    if loads:
+        at = [x for x, _ in loads]
+        load_ax.plot(at, [w["rps"] for _, w in loads], "o-", color="#4c72b0", label="answered (rps)")
+        load_ax.step(at, [w["clients"] for _, w in loads], where="post", color="#55a868", label="clients")
+        latency = load_ax.twinx()
+        latency.plot(at, [w["p99_ms"] for _, w in loads], ".:", color="#c44e52", label="p99 (ms)")
+        latency.set_ylabel("p99 latency, ms", color="#c44e52")
+        latency.set_ylim(bottom=0)
+        load_ax.legend(loc="upper left", fontsize=8)
+    else:
+        load_ax.text(0.5, 0.5, "no load recorded", ha="center", va="center", transform=load_ax.transAxes)
+    load_ax.set_ylabel("load")
+    load_ax.set_title(title)
+
+    for name in dict.fromkeys(n for t in ticks for n in t["cpu"]):  # every replica, in order of appearance
+        seen = [(t["t"], t["cpu"][name]) for t in ticks if t["cpu"].get(name) is not None]
+        if seen:
+            # the replica's number: Compose names it project-service-N (v2) or project_service_N (v1)
+            cpu_ax.plot(*zip(*seen), ".-", linewidth=0.8, alpha=0.6, label="#" + re.split("[-_]", name)[-1])
+    means = [(t["t"], t["mean_cpu"]) for t in ticks if t.get("mean_cpu") is not None]
+    if means:
+        cpu_ax.plot(*zip(*means), "k-", linewidth=2, label="mean (the HPA's metric)")
+    if target is not None:
+        cpu_ax.axhline(target, color="#c44e52", linestyle="--", label=f"target {target:g} %")
+    cpu_ax.set_ylabel("CPU, % of request")
+    cpu_ax.set_ylim(bottom=0)
+    if cpu_ax.get_lines():
+        cpu_ax.legend(loc="upper left", fontsize=7, ncol=4, title="replica", title_fontsize=7)
+
+    rep_ax.step(times, [t["replicas"] for t in ticks], where="post", label="running", linewidth=2)
+    rep_ax.step(times, [t["ready"] for t in ticks], where="post", label="ready", linestyle="--")
+    decided = [(t["t"], t["desired"]) for t in ticks if t["desired"] is not None]
+    if decided:
+        rep_ax.plot(*zip(*decided), "x", color="black", label="desired()")
+    if max_replicas is not None:
+        rep_ax.axhline(max_replicas, color="grey", linestyle=":", label=f"max_replicas {max_replicas}")
+    rep_ax.set_ylabel("replicas")
+    rep_ax.set_ylim(0, max([t["replicas"] for t in ticks] + [d for _, d in decided] + [max_replicas or 0, 1]) + 1)
+    rep_ax.set_xlabel("seconds since the loop started")
+    rep_ax.legend(loc="upper left", fontsize=8, ncol=4)
     fig.tight_layout()
     return fig
