@@ -31,12 +31,16 @@ cleanup) and at exit (see :mod:`labkit.core.background`).
 from __future__ import annotations
 
 import numbers
+import shutil
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Protocol, Sequence
 
+import yaml
+
+from ..core import labels, paths
 from ..core.background import BackgroundTask
 from . import compose, dockerlab
 
@@ -163,6 +167,26 @@ class ComposeReplicas:
     def scale(self, replicas: int) -> None:
         compose.up(self.project_dir, self.project, self.service, files=self.files,
                    scale={self.service: replicas}, timeout=self.scale_timeout, show=False)
+
+
+def sample_stack(directory: str | Path, *, lab: str, image: str, app_cpus: str | None = None) -> Path:
+    """Lab 02's reference stack (``environments/compose``: the sample app behind nginx, which
+    re-resolves the app's replicas every 5 s) written to ``directory`` for ``lab``: its ``image``
+    for the app, its label on every service and network, and ``app_cpus`` as the app's CPU limit
+    when given. Returns the directory, for ``compose.up`` and :class:`ComposeReplicas`."""
+    source, directory = paths.ENVIRONMENTS / "compose", Path(directory)
+    doc = yaml.safe_load((source / "compose.yaml").read_text())
+    for spec in doc["services"].values():
+        spec["labels"] = {labels.LAB: lab}
+    doc["services"]["app"]["image"] = image
+    if app_cpus is not None:
+        doc["services"]["app"]["deploy"]["resources"]["limits"]["cpus"] = app_cpus
+    doc["networks"]["default"]["labels"] = {labels.LAB: lab}
+    directory.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(source / "nginx", directory / "nginx", dirs_exist_ok=True)
+    (directory / "compose.yaml").write_text(f"# environments/compose/compose.yaml for lab {lab} "
+                                            "(labkit.autoscale.sample_stack)\n" + yaml.safe_dump(doc, sort_keys=False))
+    return directory
 
 
 # ---------------------------------------------------------------- the loop
@@ -318,4 +342,4 @@ def reaction(timeline: Sequence[Tick], load_started: float) -> dict[str, float |
 
 
 __all__ = ["BadDesired", "ComposeReplicas", "ControlLoop", "ReplicaMetric", "Tick", "ask", "checked_desired",
-           "cpu_cores_used", "cpu_limit", "cpu_percent", "describe", "reaction"]
+           "cpu_cores_used", "cpu_limit", "cpu_percent", "describe", "reaction", "sample_stack"]
