@@ -415,7 +415,7 @@ def test_the_timeline_plot_draws_load_cpu_and_replicas():
         running.wait()
     fig = plots.autoscaling_timeline(running.timeline, target=70, max_replicas=3)
     load_ax, cpu_ax, replicas_ax = fig.axes[:3]
-    assert [ax.get_ylabel() for ax in fig.axes] == ["load", "CPU, % of request", "replicas", "p99 latency, ms"]
+    assert [ax.get_ylabel() for ax in fig.axes] == ["requests/s answered", "CPU, % of request", "replicas", "p99 latency, ms"]
     assert any(line.get_label() == "mean (the HPA's metric)" for line in cpu_ax.get_lines())
     assert {t.get_text() for t in replicas_ax.get_legend().get_texts()} >= {"running", "ready", "desired()"}
     dicts = plots.autoscaling_timeline([t.as_dict() for t in running.timeline])  # as saved to JSON

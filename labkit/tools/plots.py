@@ -150,29 +150,37 @@ def cpu_vs_gpu_latency(results: dict[str, dict[int, float]], title: str = "Laten
 def autoscaling_timeline(timeline, *, target: float | None = None, max_replicas: int | None = None,
                          title: str = "Autoscaling over time"):
     """Three panels over the same time axis, from a control loop's ticks (``labkit.autoscale``'s
-    :class:`Tick` objects or their ``as_dict()``): the offered load (requests per second answered,
-    and the clients sending them; p99 latency on the right axis), each replica's CPU in % of its
-    request with their mean (the HPA's metric) against ``target``, and the replicas running,
-    ready and desired (with ``max_replicas`` as a ceiling)."""
+    :class:`Tick` objects or their ``as_dict()``): the load (requests per second answered, p99
+    latency on the right axis, and where the number of clients sending it changes), each
+    replica's CPU in % of its request with their mean (the HPA's metric) against ``target``, and
+    the replicas running, ready and desired (with ``max_replicas`` as a ceiling)."""
     import matplotlib.pyplot as plt
 
     ticks = [t if isinstance(t, dict) else t.as_dict() for t in timeline]
     times = [t["t"] for t in ticks]
-    fig, (load_ax, cpu_ax, rep_ax) = plt.subplots(3, 1, figsize=(9, 8), sharex=True,
+    fig, (load_ax, cpu_ax, rep_ax) = plt.subplots(3, 1, figsize=(11, 8), sharex=True,
                                                   gridspec_kw={"height_ratios": [1, 1.3, 1]})
     loads = [(t["t"], t["load"]) for t in ticks if t.get("load")]
     if loads:
         at = [x for x, _ in loads]
         load_ax.plot(at, [w["rps"] for _, w in loads], "o-", color="#4c72b0", label="answered (rps)")
-        load_ax.step(at, [w["clients"] for _, w in loads], where="post", color="#55a868", label="clients")
         latency = load_ax.twinx()
-        latency.plot(at, [w["p99_ms"] for _, w in loads], ".:", color="#c44e52", label="p99 (ms)")
+        latency.plot(at, [w["p99_ms"] for _, w in loads], ".:", color="#c44e52", label="p99 latency (ms)")
         latency.set_ylabel("p99 latency, ms", color="#c44e52")
         latency.set_ylim(bottom=0)
-        load_ax.legend(loc="upper left", fontsize=8)
+        clients = None
+        for x, w in loads:  # the offered load: a line and a label where the number of clients changes
+            if w["clients"] != clients:
+                clients = w["clients"]
+                load_ax.axvline(x, color="#55a868", linestyle="--", linewidth=0.8)
+                load_ax.annotate(f"{clients} clients", (x, 1), xycoords=("data", "axes fraction"), fontsize=7,
+                                 color="#55a868", xytext=(2, -10), textcoords="offset points")
+        handles = [*load_ax.get_legend_handles_labels()[0], *latency.get_legend_handles_labels()[0]]
+        load_ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.08, 1), fontsize=7)
+        load_ax.set_ylim(bottom=0)
     else:
         load_ax.text(0.5, 0.5, "no load recorded", ha="center", va="center", transform=load_ax.transAxes)
-    load_ax.set_ylabel("load")
+    load_ax.set_ylabel("requests/s answered")
     load_ax.set_title(title)
 
     for name in dict.fromkeys(n for t in ticks for n in t["cpu"]):  # every replica, in order of appearance
@@ -188,7 +196,7 @@ def autoscaling_timeline(timeline, *, target: float | None = None, max_replicas:
     cpu_ax.set_ylabel("CPU, % of request")
     cpu_ax.set_ylim(bottom=0)
     if cpu_ax.get_lines():
-        cpu_ax.legend(loc="upper left", fontsize=7, ncol=4, title="replica", title_fontsize=7)
+        cpu_ax.legend(loc="upper left", bbox_to_anchor=(1.08, 1), fontsize=7, title="replica", title_fontsize=7)
 
     rep_ax.step(times, [t["replicas"] for t in ticks], where="post", label="running", linewidth=2)
     rep_ax.step(times, [t["ready"] for t in ticks], where="post", label="ready", linestyle="--")
@@ -200,6 +208,6 @@ def autoscaling_timeline(timeline, *, target: float | None = None, max_replicas:
     rep_ax.set_ylabel("replicas")
     rep_ax.set_ylim(0, max([t["replicas"] for t in ticks] + [d for _, d in decided] + [max_replicas or 0, 1]) + 1)
     rep_ax.set_xlabel("seconds since the loop started")
-    rep_ax.legend(loc="upper left", fontsize=8, ncol=4)
+    rep_ax.legend(loc="upper left", bbox_to_anchor=(1.08, 1), fontsize=7)
     fig.tight_layout()
     return fig
