@@ -318,15 +318,17 @@ def test_interrupting_a_real_kernel_stops_the_loop_and_the_kernel_lives_on():
         kc = km.client()
         kc.start_channels()
         kc.wait_for_ready(timeout=60)
-        kc.execute(KERNEL_SCRIPT + "loop.start()\nloop.wait()\n")
-        time.sleep(2)
+        reply = kc.execute_interactive(KERNEL_SCRIPT + "loop.start()\n", timeout=60)
+        assert reply["content"]["status"] == "ok", reply["content"]
+        kc.execute("loop.wait()")  # the cell a student interrupts
+        time.sleep(1)
         km.interrupt_kernel()
         reply = kc.get_shell_msg(timeout=30)
         assert reply["content"]["status"] == "error" and reply["content"]["ename"] == "KeyboardInterrupt"
         said: list[str] = []
         reply = kc.execute_interactive("print(loop.running, loop.ended_because, background.live())", timeout=30,
                                        output_hook=lambda msg: said.append(msg["content"].get("text", "")))
-        assert reply["content"]["status"] == "ok"
+        assert reply["content"]["status"] == "ok", reply["content"]
         assert "".join(said).strip() == "False stopped []"
     finally:
         km.shutdown_kernel(now=True)
@@ -484,3 +486,4 @@ def test_hpa_sh_says_what_is_missing_where_kind_is_not(tmp_path):
     assert "missing:\n- kind: https://kind.sigs.k8s.io" in done.stderr and "- kubectl:" in done.stderr
     usage = subprocess.run(["/bin/sh", str(paths.ENVIRONMENTS / "kind" / "hpa.sh")], capture_output=True, text=True)
     assert usage.returncode == 2 and "usage" in usage.stderr
+
