@@ -26,35 +26,35 @@ from labkit.serving import load as load_module
 HPA_DIR = paths.ENVIRONMENTS / "k8s" / "hpa"
 ROOT = paths.ENVIRONMENTS.parent
 
-#: One stats sample in the shape the engine answers ``GET /containers/{id}/stats?stream=false``
-#: (what ``docker stats --no-stream`` reads), trimmed to the CPU part and a few neighbours: a
-#: replica limited to 0.5 CPU, busy, on a 2-CPU machine.
+#: One stats sample recorded from this machine's engine (Docker 20.10, cgroup v1, 2 CPUs) by
+#: ``container.stats(stream=False)``, what ``docker stats --no-stream`` reads: the sample app's
+#: container with ``--cpus 0.5`` under 4 clients of load, trimmed to the CPU part and a few neighbours.
 RECORDED_SAMPLE = {
-    "read": "2026-12-04T19:30:12.412886935Z",
-    "preread": "2026-12-04T19:30:11.409741102Z",
-    "pids_stats": {"current": 2, "limit": 4567},
+    "read": "2026-12-04T19:22:53.827639596Z",
+    "preread": "2026-12-04T19:22:52.823554392Z",
+    "pids_stats": {"current": 8},
     "cpu_stats": {
-        "cpu_usage": {"total_usage": 12664012000, "usage_in_kernelmode": 2012345000,
-                      "usage_in_usermode": 10651667000},
-        "system_cpu_usage": 5301238470000000, "online_cpus": 2,
-        "throttling_data": {"periods": 2201, "throttled_periods": 1310, "throttled_time": 183265900000},
+        "cpu_usage": {"total_usage": 3342314590, "percpu_usage": [1657780756, 1684533834],
+                      "usage_in_kernelmode": 830000000, "usage_in_usermode": 2500000000},
+        "system_cpu_usage": 28716630000000, "online_cpus": 2,
+        "throttling_data": {"periods": 70, "throttled_periods": 63, "throttled_time": 3281126309},
     },
     "precpu_stats": {
-        "cpu_usage": {"total_usage": 12163912000, "usage_in_kernelmode": 1932345000,
-                      "usage_in_usermode": 10231567000},
-        "system_cpu_usage": 5301236470000000, "online_cpus": 2,
-        "throttling_data": {"periods": 2191, "throttled_periods": 1301, "throttled_time": 182065900000},
+        "cpu_usage": {"total_usage": 2858053553, "percpu_usage": [1402734708, 1455318845],
+                      "usage_in_kernelmode": 700000000, "usage_in_usermode": 2140000000},
+        "system_cpu_usage": 28714720000000, "online_cpus": 2,
+        "throttling_data": {"periods": 60, "throttled_periods": 56, "throttled_time": 2813292873},
     },
-    "memory_stats": {"usage": 51548160, "limit": 268435456},
-    "name": "/labkit-t7-auto-app-1",
+    "memory_stats": {"usage": 101134336, "limit": 25276203008},
+    "name": "/labkit-t7-stats-sample",
 }
 
 
 def test_cpu_percent_of_a_recorded_sample_is_docker_stats_figure_against_the_request():
-    # docker stats: (500100000 ns used / 2000000000 ns of host time) × 2 CPUs = 0.5001 cores = 50.01 %
-    assert autoscale.cpu_cores_used(RECORDED_SAMPLE) == pytest.approx(0.50010, rel=1e-6)
-    assert autoscale.cpu_percent(RECORDED_SAMPLE, 0.5) == pytest.approx(100.02, rel=1e-4)  # all of its limit
-    assert autoscale.cpu_percent(RECORDED_SAMPLE, 0.1) == pytest.approx(500.1, rel=1e-4)   # 5 × a 100m request
+    # docker stats: (484261037 ns used / 1910000000 ns of host time) × 2 CPUs = 0.5071 cores, 50.7 %
+    assert autoscale.cpu_cores_used(RECORDED_SAMPLE) == pytest.approx(0.507080, rel=1e-5)
+    assert autoscale.cpu_percent(RECORDED_SAMPLE, 0.5) == pytest.approx(101.416, rel=1e-5)  # all of its limit
+    assert autoscale.cpu_percent(RECORDED_SAMPLE, 0.1) == pytest.approx(507.080, rel=1e-5)  # 5 × a 100m request
 
 
 def test_a_sample_without_an_earlier_read_has_no_cpu_figure():
@@ -65,11 +65,10 @@ def test_a_sample_without_an_earlier_read_has_no_cpu_figure():
     idle = copy.deepcopy(RECORDED_SAMPLE)
     idle["cpu_stats"]["cpu_usage"]["total_usage"] = idle["precpu_stats"]["cpu_usage"]["total_usage"]
     assert autoscale.cpu_percent(idle, 0.5) == 0.0
-    old = copy.deepcopy(RECORDED_SAMPLE)  # an engine that reports per-CPU usage instead of online_cpus
+    old = copy.deepcopy(RECORDED_SAMPLE)  # an engine that gives per-CPU usage but no online_cpus
     for part in ("cpu_stats", "precpu_stats"):
         del old[part]["online_cpus"]
-    old["cpu_stats"]["cpu_usage"]["percpu_usage"] = [1, 2]
-    assert autoscale.cpu_cores_used(old) == pytest.approx(0.5001, rel=1e-6)
+    assert autoscale.cpu_cores_used(old) == pytest.approx(0.507080, rel=1e-5)
 
 
 def test_cpu_limit_from_inspect_attributes():
@@ -487,3 +486,49 @@ def test_hpa_sh_says_what_is_missing_where_kind_is_not(tmp_path):
     usage = subprocess.run(["/bin/sh", str(paths.ENVIRONMENTS / "kind" / "hpa.sh")], capture_output=True, text=True)
     assert usage.returncode == 2 and "usage" in usage.stderr
 
+
+# ---------------------------------------------------------------- the real loop, on real replicas
+
+LAB = "t7"
+APP = f"labkit/{LAB}-app:v1"
+
+
+@pytest.mark.docker
+@pytest.mark.timeout(900)
+def test_the_real_loop_scales_a_compose_service_and_leaves_nothing(tmp_path):
+    from labkit import compose, dockerlab, probes
+
+    if probes.docker_reason() or not probes.compose_command():
+        pytest.skip(probes.docker_reason() or probes.compose_reason())
+    project = compose.project_name(LAB, "autoscale")
+    stack = autoscale.sample_stack(tmp_path / "stack", lab=LAB, image=APP)
+    try:
+        dockerlab.build(paths.APP, APP, lab=LAB, show=False)
+        compose.up(stack, project, show=False)
+        compose.wait_healthy(project, ("app", "proxy"), timeout=120, show=False)
+        replicas = autoscale.ComposeReplicas(stack, project, "app")
+        with autoscale.ControlLoop(replicas, lambda current, metrics, target: 2, every=2, max_seconds=60,
+                                   max_replicas=2, show=False) as loop:
+            deadline = time.monotonic() + 60
+            while loop.running and time.monotonic() < deadline and not any(
+                    t.replicas == 2 and t.ready == 2 for t in loop.timeline):
+                time.sleep(0.5)
+        assert loop.error is None, loop.error
+        assert loop.elapsed() <= 61 and loop.ended_because == "stopped"
+        first = loop.timeline[0]
+        assert (first.replicas, first.scaled_to) == (1, 2)  # the real engine's count, then compose up --scale
+        assert [t.scaled_to for t in loop.timeline if t.scaled_to] == [2]
+        assert any(t.replicas == 2 and t.ready == 2 for t in loop.timeline)
+        figures = [v for t in loop.timeline for v in t.cpu.values() if v is not None]
+        assert figures and all(0 <= v <= 150 for v in figures)  # % of the 0.5-CPU limit, read from docker stats
+        assert replicas.basis == "the container's CPU limit (0.5 cores)"
+        assert len(compose.containers(project, "app")) == 2
+    finally:
+        compose.down(stack, project, show=False)
+        dockerlab.cleanup(LAB, show=False)
+        dockerlab.remove_images(LAB, show=False)
+    client = dockerlab.client()
+    assert client.containers.list(all=True, filters={"label": f"com.docker.compose.project={project}"}) == []
+    assert client.networks.list(filters={"label": f"com.docker.compose.project={project}"}) == []
+    assert client.containers.list(all=True, filters={"label": f"labkit.lab={LAB}"}) == []
+    # and no labkit thread: the autouse fixture checks it after every test here
