@@ -77,6 +77,57 @@ def test_cpu_limit_from_inspect_attributes():
     assert autoscale.cpu_limit({"HostConfig": {"NanoCpus": 0, "CpuQuota": 0}}) is None
 
 
+class Container:
+    """What ComposeReplicas reads of a Docker SDK container: its stats, one sample per call."""
+
+    def __init__(self, name, samples, nano_cpus=500_000_000, status="running"):
+        self.name, self.id, self.status, self.samples = name, f"id-{name}", status, list(samples)
+        self.attrs = {"HostConfig": {"NanoCpus": nano_cpus}, "State": {"Status": status}}
+
+    def stats(self, stream):
+        assert stream is False  # one sample, as `docker stats --no-stream`
+        if not self.samples:
+            import docker.errors
+            raise docker.errors.NotFound(f"No such container: {self.name}")
+        return self.samples.pop(0)
+
+    def reload(self):
+        pass
+
+
+def later(sample: dict, used_ns: int, seconds: float, own_cores: float) -> dict:
+    """The next sample, ``seconds`` after ``sample``, ``used_ns`` of CPU time later; its own
+    precpu_stats (the engine's read one second before) say ``own_cores``."""
+    now = copy.deepcopy(sample["cpu_stats"])
+    now["cpu_usage"]["total_usage"] += used_ns
+    now["system_cpu_usage"] += int(seconds * 2e9)  # 2 CPUs
+    before = copy.deepcopy(now)
+    before["cpu_usage"]["total_usage"] -= int(own_cores * 1e9)
+    before["system_cpu_usage"] -= int(2e9)
+    return {"cpu_stats": now, "precpu_stats": before}
+
+
+def test_compose_replicas_read_cpu_since_the_previous_tick_against_the_limit(monkeypatch):
+    from labkit import compose, dockerlab
+
+    second = later(RECORDED_SAMPLE, used_ns=500_000_000, seconds=2.0, own_cores=0.5)  # 0.25 cores over 2 s
+    busy = Container("p-app-1", [RECORDED_SAMPLE, second])
+    gone = Container("p-app-2", [])  # its stats call fails: it went away while being read
+    stopped = Container("p-app-3", [], status="exited")
+    monkeypatch.setattr(compose, "containers", lambda project, service: [stopped, gone, busy])
+    monkeypatch.setattr(dockerlab, "health", lambda c: "healthy")
+    replicas = autoscale.ComposeReplicas("dir", "p", "app")
+    first = replicas.sample()
+    assert [(m.name, m.ready) for m in first] == [("p-app-1", True), ("p-app-2", False)]
+    assert first[0].cpu_percent == pytest.approx(101.416, rel=1e-5) and first[1].cpu_percent is None
+    assert replicas.basis == "the container's CPU limit (0.5 cores)"
+    assert replicas.sample()[0].cpu_percent == pytest.approx(50.0)  # not the 100 % of its own last second
+    requested = autoscale.ComposeReplicas("dir", "p", "app", request_cores=0.1)
+    busy.samples = [RECORDED_SAMPLE]
+    assert requested.sample()[0].cpu_percent == pytest.approx(507.080, rel=1e-5)
+    assert requested.basis == "a request of 0.1 cores"
+
+
 @pytest.mark.parametrize("value, why", [
     (2.0, r"returned 2\.0 \(float\), not a whole number of replicas \(math.ceil gives an int\)"),
     (None, r"returned None \(NoneType\)"), ("3", r"returned '3' \(str\)"), (True, r"returned True \(bool\)"),

@@ -6,10 +6,12 @@ drives real containers under real load, and the lab can plot what happened.
 Every ``every`` seconds (the HPA's sync period is 15 s) the loop:
 
 1. reads each running replica's CPU use from the Docker engine, one stats sample per container
-   (what ``docker stats --no-stream`` reads: the engine's two reads about a second apart), as a
-   percentage of the replica's CPU *request*, the way the HPA computes utilization. Compose has
-   no requests: ``request_cores`` stands for one, else the container's CPU limit
-   (``deploy.resources.limits.cpus``), else the machine's CPUs;
+   (what ``docker stats --no-stream`` reads), over the time since the previous tick (the HPA's
+   figure, too, is a rate over a window: metrics-server's, about 15 s; a replica's first tick
+   has only the engine's own second between its two reads), as a percentage of the replica's CPU
+   *request*, the way the HPA computes utilization. Compose has no requests: ``request_cores``
+   stands for one, else the container's CPU limit (``deploy.resources.limits.cpus``), else the
+   machine's CPUs;
 2. calls ``desired(current_replicas, metrics, target)`` (``metrics``: one :class:`ReplicaMetric`
    per replica; ``target``: the utilization aimed at, in %). An exception, a hang or a value that
    is not a whole number of at least 1 replica stops the loop with a message saying so; a value
@@ -18,11 +20,12 @@ Every ``every`` seconds (the HPA's sync period is 15 s) the loop:
    :class:`Tick` (time, offered load when a load driver is given, CPU per replica, replicas
    desired, running and ready).
 
-Where it differs from the HPA (what the lab says): the HPA reads metrics-server (the kubelet's
-CPU rate over a window of about 15 s), writes ``spec.replicas`` of the Deployment and returns, and
-a scheduler places pods only where their requests fit (else they stay Pending: "Insufficient
-cpu"); this loop samples about one second of CPU, starts containers itself, waits for Compose,
-and nothing stops replicas from asking for more CPU than the machine has: they just share it.
+Where it differs from the HPA (what the lab says): the HPA reads metrics-server, writes
+``spec.replicas`` of the Deployment and returns, a scheduler places pods only where their requests
+fit (else they stay Pending: "Insufficient cpu"), and a Service sends traffic only to ready pods;
+this loop starts containers itself and waits for Compose, nothing stops replicas from asking for
+more CPU than the machine has (they just share it), and Docker's DNS (so nginx) names a replica as
+soon as it starts, ready or not, and still names a removed one until the proxy asks again.
 Its bounds are ``max_seconds`` and ``max_replicas``; it runs in a background thread that is
 stopped by its ``with`` block, by ``stop()``, by ``labkit.core.background.stop_all()`` (a lab's
 cleanup) and at exit (see :mod:`labkit.core.background`).
@@ -52,8 +55,9 @@ DESIRED_TIMEOUT_S = 5.0
 class ReplicaMetric:
     """What the loop knows of one replica at a tick, as the HPA knows a pod."""
     name: str
-    #: CPU used over the engine's last sample, in % of the replica's CPU request; None: no sample
-    #: yet (a replica started less than a second ago, or one that went away while being read).
+    #: CPU used since the previous tick (a new replica: over the engine's last second), in % of the
+    #: replica's CPU request; None: no figure (a replica started less than a second ago, or one
+    #: that went away while being read).
     cpu_percent: float | None
     #: Healthy (or running, for a service without a healthcheck): a not-ready pod, to the HPA.
     ready: bool
@@ -137,6 +141,7 @@ class ComposeReplicas:
         self.project_dir, self.project, self.service, self.files = project_dir, project, service, files
         self.request_cores, self.scale_timeout = request_cores, scale_timeout
         self.basis = f"a request of {request_cores:g} cores" if request_cores else "?"
+        self._previous: dict[str, dict] = {}  # container id → its cpu_stats at the previous tick
 
     def running(self) -> list:
         return sorted((c for c in compose.containers(self.project, self.service) if c.status == "running"),
@@ -155,6 +160,10 @@ class ComposeReplicas:
             state = dockerlab.health(container)
         except Exception:  # noqa: BLE001 - gone or going while read, or a slow engine: no metric this tick
             return ReplicaMetric(container.name, None, False)
+        earlier = self._previous.get(container.id)
+        self._previous[container.id] = sample.get("cpu_stats") or {}
+        if earlier:  # the rate since the previous tick, not over the engine's last second only
+            sample = {**sample, "precpu_stats": earlier}
         cores = self.request_cores or cpu_limit(container.attrs)
         if cores is None:
             cores = (sample.get("cpu_stats") or {}).get("online_cpus") or None
