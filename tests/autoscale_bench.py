@@ -48,7 +48,7 @@ class Watcher:
     """When each container of a service was first seen running and first seen healthy (monotonic s)."""
 
     def __init__(self, project: str, service: str) -> None:
-        self.project, self.service, self.seen, self.healthy = project, service, {}, {}
+        self.project, self.service, self.seen, self.healthy, self.gone = project, service, {}, {}, {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="labkit-bench-watch", daemon=True)
 
@@ -57,8 +57,11 @@ class Watcher:
             now = time.monotonic()
             for c in compose.containers(self.project, self.service):
                 self.seen.setdefault(c.name, now)
-                if c.name not in self.healthy and dockerlab.health(c) == "healthy":
-                    self.healthy[c.name] = now
+                try:
+                    if c.name not in self.healthy and dockerlab.health(c) == "healthy":
+                        self.healthy[c.name] = now
+                except dockerlab.docker.errors.NotFound:  # removed between the listing and the look
+                    self.gone.setdefault(c.name, now)
 
     def __enter__(self):
         self._thread.start()
@@ -117,6 +120,7 @@ def reaction(directory: Path, project: str) -> dict:
                 for t in loop.timeline if t.scaled_to],
         "healthy_after_load_s": {name: round(watcher.healthy[name] - load_started, 1)
                                  for name in new if name in watcher.healthy},
+        "gone_after_load_s": {name: round(at - load_started, 1) for name, at in watcher.gone.items()},
         "requests": sum(w["requests"] for w in load.windows), "errors": sum(w["errors"] for w in load.windows),
         "max_replicas_reached": max(t.replicas for t in loop.timeline),
         "machine_cores_busy": machine_cores_busy(machine, machine_after, os.cpu_count()),
@@ -143,7 +147,8 @@ def cores(directory: Path, project: str, counts=(1, 2, 4, 6), seconds: float = 1
     for n in counts:
         compose.up(directory, project, "app", scale={"app": n}, show=False)
         compose.wait_healthy(project, ("app",), count={"app": n}, timeout=120, show=False)
-        run_load(url, BODY, requests=200, concurrency=4, max_seconds=5)  # warm-up: nginx has found every replica
+        # warm-up, longer than nginx's 5 s between lookups of the app's replicas: it sends to every one
+        run_load(url, BODY, requests=5_000, concurrency=4, max_seconds=6)
         samples, proxy = [], autoscale.ComposeReplicas(directory, project, "proxy")
         replicas = autoscale.ComposeReplicas(directory, project, "app")
 

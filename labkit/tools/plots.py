@@ -151,7 +151,8 @@ def autoscaling_timeline(timeline, *, target: float | None = None, max_replicas:
                          title: str = "Autoscaling over time"):
     """Three panels over the same time axis, from a control loop's ticks (``labkit.autoscale``'s
     :class:`Tick` objects or their ``as_dict()``): the load (requests per second answered, p99
-    latency on the right axis, and where the number of clients sending it changes), each
+    latency on the right axis, and where the number of clients sending it changes; each figure at
+    the tick that read it, so up to one period after the load window it describes), each
     replica's CPU in % of its request with their mean (the HPA's metric) against ``target``, and
     the replicas running, ready and desired (with ``max_replicas`` as a ceiling)."""
     import matplotlib.pyplot as plt
