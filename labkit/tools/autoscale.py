@@ -132,10 +132,12 @@ class ComposeReplicas:
     """The replicas of one service of a Compose project, read from the engine and scaled by Compose.
 
     ``request_cores``: what stands for the HPA's CPU request of one replica; None: each
-    container's CPU limit, else the machine's CPUs (:attr:`basis` says which was used)."""
+    container's CPU limit, else the machine's CPUs (:attr:`basis` says which was used).
+    ``scale_timeout``: the most one ``compose up --scale`` may take (measured here: up to 3 s),
+    under the 30 s a ``stop()`` waits, so that a lab's cleanup never races a scale-up."""
 
     def __init__(self, project_dir: str | Path, project: str, service: str, *, files: tuple[str, ...] = (),
-                 request_cores: float | None = None, scale_timeout: float = 120) -> None:
+                 request_cores: float | None = None, scale_timeout: float = 25) -> None:
         if request_cores is not None and request_cores <= 0:
             raise ValueError(f"request_cores must be positive, not {request_cores!r}")
         self.project_dir, self.project, self.service, self.files = project_dir, project, service, files
@@ -244,7 +246,12 @@ class ControlLoop(BackgroundTask):
     for at most ``max_seconds``, never running more than ``max_replicas``. ``load``: anything with a
     ``latest()`` that returns a dict of the offered load (``labkit.serving.load.BackgroundLoad``).
     Use it as ``with autoscale.ControlLoop(...) as loop: loop.wait()``; :attr:`timeline` holds the
-    ticks, :attr:`ended_because` why it ended."""
+    ticks, :attr:`ended_because` why it ended. With ``show``, each tick prints a line from the loop's
+    thread, and Jupyter puts it under whichever cell is running at the time (measured: a loop
+    started in one cell printed into the next): wait for the loop in the cell that starts it, or
+    pass ``show=False`` and print :meth:`summary` or plot :attr:`timeline` afterwards.
+    ``max_seconds`` bounds the ticks; a ``compose up`` already running when it passes, or when
+    ``stop()`` is called, is waited for (bounded by ``ComposeReplicas.scale_timeout``)."""
 
     kind = "autoscale"
 
