@@ -207,7 +207,7 @@ def test_the_loop_ends_at_max_seconds_whatever_desired_says():
         assert running.wait(timeout=5)
     assert 0.3 <= time.monotonic() - started < 2
     assert running.ended_because == "max_seconds (0.3s) reached" and replicas.scaled == []
-    assert 3 <= len(running.timeline) <= 8
+    assert 2 <= len(running.timeline) <= 8  # a tick each 0.05 s, fewer on a busy machine
 
 
 def test_the_loop_passes_the_current_count_metrics_and_target(capsys):
