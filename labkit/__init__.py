@@ -2,11 +2,11 @@
 
 Its layers, each importing only the ones listed before it (tests/test_layout.py holds it so):
 
-- ``labkit.core``: shared vocabulary (paths).
+- ``labkit.core``: shared vocabulary (paths), and bounded background tasks (background).
 - ``labkit.machine``: what this machine has (probes, capabilities, doctor, gpu, throughput,
   accelerators, base images).
 - ``labkit.tools``: the tools a lab drives (dockerlab, dockerfile, compose, k8s, commands, lint,
-  secretscan, masked, plots).
+  secretscan, masked, plots, autoscale).
 - ``labkit.serving``: the sample model server and its HTTP contracts (app, contract, load,
   capacity).
 - ``labkit.cloud``: the platforms on emulators and real accounts (spend, emulators, aws,
@@ -33,9 +33,9 @@ import sys
 LAYERS = {
     "core": ("paths",),
     "machine": ("probes", "capabilities", "doctor", "images"),
-    "tools": ("commands", "dockerlab", "compose", "k8s", "lint", "secretscan", "masked", "plots"),
-    "serving": ("contract", "load", "capacity"),
-    "cloud": ("spend", "emulators", "aws", "sagemaker", "autoscaling", "vertex"),
+  secretscan, masked, plots, autoscale).
+- ``labkit.serving``: the sample model server and its HTTP contracts (app, contract, load,
+  capacity).
     "course": ("cells", "checks", "build", "grade", "grade_engine", "student", "lab", "syllabus"),
 }
 #: The module each short name (``labkit.dockerlab``) stands for.

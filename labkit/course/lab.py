@@ -22,7 +22,7 @@ from pathlib import Path
 
 import nbformat
 
-from ..core import labels, paths
+from ..core import background, labels, paths
 from ..core.errors import LabkitError
 from ..machine import capabilities
 from ..tools import dockerlab, masked
@@ -75,6 +75,7 @@ class Lab:
         dockerlab.cleanup(self.number, show=False)
         dockerlab.prune_stale_images(self.number)
         atexit.register(dockerlab.cleanup, self.number, show=False)
+        atexit.register(background.stop_all)  # runs first (last in, first out): no loop scales up again
         print(f"lab {self.number} ready; scratch folder: {self.workspace}")
         return self
 
@@ -141,6 +142,9 @@ class Lab:
                                          context_from=paths.APP if app else None, ignore=APP_IGNORE)
 
     def cleanup(self) -> None:
+        """Stop every background task first (lab 07's control loop and load: a loop still running
+        would scale the containers up again), then remove what the lab made."""
+        background.stop_all()
         dockerlab.cleanup(self.number)
 
 

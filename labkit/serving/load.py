@@ -1,6 +1,9 @@
-"""A small, bounded HTTP load generator for loopback targets (benchmarks, later the
-autoscaling and blue-green labs). It stops after ``requests`` requests or ``max_seconds``, and
-refuses any target but this machine's loopback (:func:`require_loopback`)."""
+"""A small, bounded HTTP load generator for loopback targets (benchmarks, the autoscaling and
+blue-green labs). :func:`run_load` stops after ``requests`` requests or ``max_seconds``;
+:class:`BackgroundLoad` runs it window after window in a background thread (for lab 07's control
+loop to read the offered load while it scales), bounded the same way and stopped like every
+:class:`~labkit.core.background.BackgroundTask`. Both refuse any target but this machine's
+loopback (:func:`require_loopback`)."""
 
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 
+from ..core.background import BackgroundTask
 from ..core.errors import LabkitError
 
 
@@ -86,3 +90,72 @@ def run_load(url: str, body: bytes, *, requests: int = 2000, concurrency: int = 
     for t in threads:
         t.join()
     return LoadResult(len(latencies) + errors[0], errors[0], time.monotonic() - started, latencies)
+
+
+def loopback_only(url: str) -> str:
+    """``url`` when it names this machine (127.0.0.0/8, ::1, localhost); ValueError otherwise:
+    the labs' load never leaves the machine."""
+    host = urllib.parse.urlsplit(url).hostname or ""
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        raise ValueError(f"{url}: the labs send load to this machine only (127.0.0.1, ::1 or localhost)")
+    return url
+
+
+class BackgroundLoad(BackgroundTask):
+    """:func:`run_load` against a loopback ``url`` in a background thread, in windows of ``window``
+    seconds, each with the number of clients (concurrent requests) the ``clients`` schedule gives
+    at that time: a number, or steps ``[(from_s, clients), ...]`` (0 clients: idle). It ends after
+    ``max_seconds`` or ``max_requests`` requests, whichever comes first. :attr:`windows` holds each
+    window's figures, :meth:`latest` the last ones (what lab 07's control loop records)."""
+
+    kind = "load"
+
+    def __init__(self, url: str, body: bytes, *, clients: int | list[tuple[float, int]] = 4,
+                 max_seconds: float = 60, max_requests: int = 50_000, window: float = 2.0,
+                 content_type: str = "application/json", name: str = "") -> None:
+        super().__init__(max_seconds=max_seconds, name=name)
+        self.url, self.body, self.content_type = loopback_only(url), body, content_type
+        self.steps = sorted([(0.0, clients)] if isinstance(clients, int) else [(float(t), n) for t, n in clients])
+        if not self.steps or self.steps[0][0] > 0 or any(n < 0 for _, n in self.steps):
+            raise ValueError(f"clients: a number, or steps [(from_s, clients), ...] from 0 s, none negative: "
+                             f"{clients!r}")
+        self.max_requests, self.window = max_requests, window
+        self.sent = 0
+        self.windows: list[dict] = []
+
+    def clients_at(self, t: float) -> int:
+        return [n for start, n in self.steps if start <= t][-1]
+
+    def run(self) -> str | None:
+        while not self.stopping:
+            began = self.elapsed()
+            clients = self.clients_at(began)
+            if self.sent >= self.max_requests:
+                return f"max_requests ({self.max_requests}) sent"
+            if clients == 0:
+                step = min([t for t, _ in self.steps if t > began] or [began + self.window]) - began
+                result = LoadResult(0, 0, 0.0, [])
+                if not self.pause(min(self.window, step)):
+                    break
+            else:
+                result = run_load(self.url, self.body, requests=self.max_requests - self.sent, concurrency=clients,
+                                  max_seconds=min(self.window, self.remaining()), content_type=self.content_type)
+            self.sent += result.requests
+            self.windows.append(window_figures(round(self.elapsed(), 2), clients, result))
+        return None
+
+    def latest(self) -> dict | None:
+        """The last window's figures: t (s since the load started), clients, requests, errors, rps,
+        p50_ms, p99_ms; None before the first window ends."""
+        return dict(self.windows[-1]) if self.windows else None
+
+
+def window_figures(t: float, clients: int, result: LoadResult) -> dict:
+    """One window of load as plain numbers (NaN percentiles when nothing succeeded)."""
+    return {"t": t, "clients": clients, "requests": result.requests, "errors": result.errors,
+            "rps": round(result.rps, 1), "p50_ms": round(result.percentile(50), 1),
+            "p99_ms": round(result.percentile(99), 1)}

@@ -1,7 +1,10 @@
 """Pictures: image sizes side by side and where each image's bytes are (lab 01); what a model needs
-in memory and speed, CPU against GPU (lab 04); one replica's capacity under stepped load (lab 07)."""
+in memory and speed, CPU against GPU (lab 04); one replica's capacity under stepped load, and load,
+CPU and replicas over time under an autoscaler (lab 07)."""
 
 from __future__ import annotations
+
+import re
 
 from . import dockerlab
 
@@ -183,5 +186,72 @@ def capacity_steps(steps, p99_objective_ms: float, title: str = "One replica und
         ax.set_xlabel("users (closed loop)" if closed else "requests/s offered")
         ax.legend(fontsize=8)
     fig.suptitle(title if best else f"{title}: no step met the objective")
+    fig.tight_layout()
+    return fig
+
+
+def autoscaling_timeline(timeline, *, target: float | None = None, max_replicas: int | None = None,
+                         title: str = "Autoscaling over time"):
+    """Three panels over the same time axis, from a control loop's ticks (``labkit.autoscale``'s
+    :class:`Tick` objects or their ``as_dict()``): the load (requests per second answered, p99
+    latency on the right axis, and where the number of clients sending it changes; each figure at
+    the tick that read it, so up to one period after the load window it describes), each
+    replica's CPU in % of its request with their mean (the HPA's metric) against ``target``, and
+    the replicas running, ready and desired (with ``max_replicas`` as a ceiling)."""
+    import matplotlib.pyplot as plt
+
+    ticks = [t if isinstance(t, dict) else t.as_dict() for t in timeline]
+    times = [t["t"] for t in ticks]
+    fig, (load_ax, cpu_ax, rep_ax) = plt.subplots(3, 1, figsize=(11, 8), sharex=True,
+                                                  gridspec_kw={"height_ratios": [1, 1.3, 1]})
+    loads = [(t["t"], t["load"]) for t in ticks if t.get("load")]
+    if loads:
+        at = [x for x, _ in loads]
+        load_ax.plot(at, [w["rps"] for _, w in loads], "o-", color="#4c72b0", label="answered (rps)")
+        latency = load_ax.twinx()
+        latency.plot(at, [w["p99_ms"] for _, w in loads], ".:", color="#c44e52", label="p99 latency (ms)")
+        latency.set_ylabel("p99 latency, ms", color="#c44e52")
+        latency.set_ylim(bottom=0)
+        clients = None
+        for x, w in loads:  # the offered load: a line and a label where the number of clients changes
+            if w["clients"] != clients:
+                clients = w["clients"]
+                load_ax.axvline(x, color="#55a868", linestyle="--", linewidth=0.8)
+                load_ax.annotate(f"{clients} clients", (x, 1), xycoords=("data", "axes fraction"), fontsize=7,
+                                 color="#55a868", xytext=(2, -10), textcoords="offset points")
+        handles = [*load_ax.get_legend_handles_labels()[0], *latency.get_legend_handles_labels()[0]]
+        load_ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.08, 1), fontsize=7)
+        load_ax.set_ylim(bottom=0)
+    else:
+        load_ax.text(0.5, 0.5, "no load recorded", ha="center", va="center", transform=load_ax.transAxes)
+    load_ax.set_ylabel("requests/s answered")
+    load_ax.set_title(title)
+
+    for name in dict.fromkeys(n for t in ticks for n in t["cpu"]):  # every replica, in order of appearance
+        seen = [(t["t"], t["cpu"][name]) for t in ticks if t["cpu"].get(name) is not None]
+        if seen:
+            # the replica's number: Compose names it project-service-N (v2) or project_service_N (v1)
+            cpu_ax.plot(*zip(*seen), ".-", linewidth=0.8, alpha=0.6, label="#" + re.split("[-_]", name)[-1])
+    means = [(t["t"], t["mean_cpu"]) for t in ticks if t.get("mean_cpu") is not None]
+    if means:
+        cpu_ax.plot(*zip(*means), "k-", linewidth=2, label="mean (the HPA's metric)")
+    if target is not None:
+        cpu_ax.axhline(target, color="#c44e52", linestyle="--", label=f"target {target:g} %")
+    cpu_ax.set_ylabel("CPU, % of request")
+    cpu_ax.set_ylim(bottom=0)
+    if cpu_ax.get_lines():
+        cpu_ax.legend(loc="upper left", bbox_to_anchor=(1.08, 1), fontsize=7, title="replica", title_fontsize=7)
+
+    rep_ax.step(times, [t["replicas"] for t in ticks], where="post", label="running", linewidth=2)
+    rep_ax.step(times, [t["ready"] for t in ticks], where="post", label="ready", linestyle="--")
+    decided = [(t["t"], t["desired"]) for t in ticks if t["desired"] is not None]
+    if decided:
+        rep_ax.plot(*zip(*decided), "x", color="black", label="desired()")
+    if max_replicas is not None:
+        rep_ax.axhline(max_replicas, color="grey", linestyle=":", label=f"max_replicas {max_replicas}")
+    rep_ax.set_ylabel("replicas")
+    rep_ax.set_ylim(0, max([t["replicas"] for t in ticks] + [d for _, d in decided] + [max_replicas or 0, 1]) + 1)
+    rep_ax.set_xlabel("seconds since the loop started")
+    rep_ax.legend(loc="upper left", bbox_to_anchor=(1.08, 1), fontsize=7)
     fig.tight_layout()
     return fig

@@ -1,0 +1,112 @@
+#!/bin/sh
+# Lab 07 on kind: the real HorizontalPodAutoscaler, next to the lab's Compose control loop.
+#
+#   hpa.sh up        cluster (cluster.sh up), metrics-server with --kubelet-insecure-tls, lab 07's
+#                    image loaded, the Deployment, Service and HPA of environments/k8s/hpa; waits
+#                    until the HPA reads a CPU figure (TARGETS no longer <unknown>)
+#   hpa.sh load      the load generator Job (environments/k8s/hpa/load-generator.yaml), then
+#                    `kubectl get hpa -w` while replicas grow, then the load stopped and the shrink
+#                    watched (after the 30 s scale-down window the HPA sets; the default is 300 s)
+#   hpa.sh describe  `kubectl describe hpa`: its conditions and the events of each rescale
+#   hpa.sh down      delete namespace labkit-07 (metrics-server stays; `cluster.sh down` removes all)
+#   hpa.sh run       up, load, describe, down
+#
+# Every watch is bounded (timeout), and the load Job ends by itself (activeDeadlineSeconds).
+# Needs kind, kubectl and docker, and network access for metrics-server's manifest (from its
+# GitHub release; no copy of it ships here). Where any is missing it says so and stops.
+set -eu
+
+HERE="$(cd "$(dirname "$0")" && pwd)"
+ROOT="$(cd "$HERE/../.." && pwd)"
+NAME="${LABKIT_CLUSTER:-labkit}"
+CONTEXT="kind-$NAME"
+NS=labkit-07
+IMAGE=labkit/07-app:v1
+METRICS_SERVER_VERSION=v0.7.2
+METRICS_SERVER="https://github.com/kubernetes-sigs/metrics-server/releases/download/$METRICS_SERVER_VERSION/components.yaml"
+GROW_S="${HPA_GROW_S:-180}"       # how long to watch replicas grow under load
+SHRINK_S="${HPA_SHRINK_S:-150}"   # how long to watch them shrink once the load stops
+
+missing=""
+need() {
+	command -v "$1" > /dev/null 2>&1 || missing="$missing
+- $1: $2"
+}
+check_tools() {
+	need kind "https://kind.sigs.k8s.io/docs/user/quick-start/#installation"
+	need kubectl "https://kubernetes.io/docs/tasks/tools/"
+	need docker "https://docs.docker.com/engine/install/"
+	need timeout "coreutils (it bounds every watch)"
+	if [ -n "$missing" ]; then
+		echo "hpa.sh cannot run the HPA steps here; missing:$missing" >&2
+		echo "The HPA manifest is still validated offline (tests/test_autoscale.py); the lab's Compose" >&2
+		echo "control loop (labkit.autoscale) runs without any of these." >&2
+		exit 3
+	fi
+}
+
+k() { kubectl --context "$CONTEXT" "$@"; }
+
+up() {
+	"$HERE/cluster.sh" up
+	echo "== metrics-server $METRICS_SERVER_VERSION (the HPA's source of CPU figures)"
+	k apply -f "$METRICS_SERVER"
+	# kind's kubelets serve self-signed certificates: metrics-server must not verify them
+	if ! k -n kube-system get deployment metrics-server -o jsonpath='{.spec.template.spec.containers[0].args}' |
+		grep -q -- --kubelet-insecure-tls; then
+		k -n kube-system patch deployment metrics-server --type=json \
+			-p '[{"op": "add", "path": "/spec/template/spec/containers/0/args/-", "value": "--kubelet-insecure-tls"}]'
+	fi
+	k -n kube-system rollout status deployment/metrics-server --timeout=180s
+	echo "== $IMAGE"
+	docker image inspect "$IMAGE" > /dev/null 2>&1 || docker build -t "$IMAGE" "$ROOT/environments/app"
+	kind load docker-image "$IMAGE" --name "$NAME"
+	echo "== the Deployment, its Service and the HPA (environments/k8s/hpa)"
+	k apply -k "$ROOT/environments/k8s/hpa"
+	k -n "$NS" rollout status deployment/model-server --timeout=180s
+	echo "== waiting for the HPA's first CPU figure (up to 180 s; <unknown> until metrics-server has one)"
+	waited=0
+	until [ -n "$(k -n "$NS" get hpa model-server \
+		-o jsonpath='{.status.currentMetrics[0].resource.current.averageUtilization}' 2> /dev/null)" ]; do
+		if [ "$waited" -ge 180 ]; then
+			echo "the HPA has no CPU figure after 180 s: \`kubectl -n $NS describe hpa model-server\` says why" >&2
+			echo "(no CPU request in the pod template, or metrics-server not ready: \`kubectl top pods -n $NS\`)" >&2
+			exit 1
+		fi
+		sleep 5
+		waited=$((waited + 5))
+	done
+	k -n "$NS" get hpa model-server
+}
+
+load() {
+	echo "== load on: replicas grow (watching ${GROW_S} s)"
+	k -n "$NS" delete job load-generator --ignore-not-found
+	k -n "$NS" apply -f "$ROOT/environments/k8s/hpa/load-generator.yaml"
+	timeout "$GROW_S" kubectl --context "$CONTEXT" -n "$NS" get hpa model-server -w || true
+	echo "== load off: replicas shrink after the scale-down window (watching ${SHRINK_S} s)"
+	k -n "$NS" delete job load-generator --ignore-not-found
+	timeout "$SHRINK_S" kubectl --context "$CONTEXT" -n "$NS" get hpa model-server -w || true
+}
+
+describe() { k -n "$NS" describe hpa model-server; }
+
+down() { k delete namespace "$NS" --ignore-not-found --timeout=120s; }
+
+case "${1:-}" in
+up | load | describe | down)
+	check_tools
+	"$1"
+	;;
+run)
+	check_tools
+	trap down EXIT
+	up
+	load
+	describe
+	;;
+*)
+	echo "usage: $0 up|load|describe|down|run" >&2
+	exit 2
+	;;
+esac
