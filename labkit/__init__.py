@@ -33,9 +33,9 @@ import sys
 LAYERS = {
     "core": ("paths",),
     "machine": ("probes", "capabilities", "doctor", "images"),
-  secretscan, masked, plots, autoscale).
-- ``labkit.serving``: the sample model server and its HTTP contracts (app, contract, load,
-  capacity).
+    "tools": ("commands", "dockerlab", "compose", "k8s", "lint", "secretscan", "masked", "plots", "autoscale"),
+    "serving": ("contract", "load", "capacity"),
+    "cloud": ("spend", "emulators", "aws", "sagemaker", "autoscaling", "vertex"),
     "course": ("cells", "checks", "build", "grade", "grade_engine", "student", "lab", "syllabus"),
 }
 #: The module each short name (``labkit.dockerlab``) stands for.
