@@ -92,19 +92,6 @@ def run_load(url: str, body: bytes, *, requests: int = 2000, concurrency: int = 
     return LoadResult(len(latencies) + errors[0], errors[0], time.monotonic() - started, latencies)
 
 
-def loopback_only(url: str) -> str:
-    """``url`` when it names this machine (127.0.0.0/8, ::1, localhost); ValueError otherwise:
-    the labs' load never leaves the machine."""
-    host = urllib.parse.urlsplit(url).hostname or ""
-    try:
-        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = False
-    if not loopback:
-        raise ValueError(f"{url}: the labs send load to this machine only (127.0.0.1, ::1 or localhost)")
-    return url
-
-
 class BackgroundLoad(BackgroundTask):
     """:func:`run_load` against a loopback ``url`` in a background thread, in windows of ``window``
     seconds, each with the number of clients (concurrent requests) the ``clients`` schedule gives
@@ -118,7 +105,8 @@ class BackgroundLoad(BackgroundTask):
                  max_seconds: float = 60, max_requests: int = 50_000, window: float = 2.0,
                  content_type: str = "application/json", name: str = "") -> None:
         super().__init__(max_seconds=max_seconds, name=name)
-        self.url, self.body, self.content_type = loopback_only(url), body, content_type
+        require_loopback(url)
+        self.url, self.body, self.content_type = url, body, content_type
         self.steps = sorted([(0.0, clients)] if isinstance(clients, int) else [(float(t), n) for t, n in clients])
         if not self.steps or self.steps[0][0] > 0 or any(n < 0 for _, n in self.steps):
             raise ValueError(f"clients: a number, or steps [(from_s, clients), ...] from 0 s, none negative: "
