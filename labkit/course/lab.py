@@ -127,18 +127,20 @@ class Lab:
         subprocess.run([*git, "commit", "-q", "-m", "sample app"], cwd=target, check=True)
         return target
 
-    def shipped_file(self, cell_id: str) -> str:
-        """The file a ``%%writefile`` cell of this lab writes, as the lab ships it (from the
-        solution notebook, not from the student's copy): what a check builds a reference from."""
+    def shipped_file(self, cell_id: str, *, of: str | None = None) -> str:
+        """The file a ``%%writefile`` cell of this lab (or of lab ``of``) writes, as the lab ships
+        it (from the solution notebook, not from the student's copy): what a check builds a
+        reference from."""
         from .build import written_text
 
-        return written_text(solution_notebook(self.number), cell_id)
+        return written_text(solution_notebook(of or self.number), cell_id)
 
-    def reference_image(self, cell_id: str, name: str, *, app: bool = False):
-        """The image the lab's own Dockerfile (``%%writefile`` cell ``cell_id``, as shipped) builds,
-        tagged ``labkit/<lab>-<name>:v1``; with ``app``, in a fresh copy of the sample app. Checks
-        compare a student's image with it, so no edit of a notebook cell can move the reference."""
-        return dockerlab.canonical_build(self.shipped_file(cell_id), self.tag(name), lab=self.number,
+    def reference_image(self, cell_id: str, name: str, *, app: bool = False, of: str | None = None):
+        """The image the lab's own Dockerfile (``%%writefile`` cell ``cell_id``, as shipped; of lab
+        ``of`` when given, such as lab 01's final image for a later lab) builds, tagged
+        ``labkit/<lab>-<name>:v1``; with ``app``, in a fresh copy of the sample app. Checks compare
+        a student's image with it, so no edit of a notebook cell can move the reference."""
+        return dockerlab.canonical_build(self.shipped_file(cell_id, of=of), self.tag(name), lab=self.number,
                                          context_from=paths.APP if app else None, ignore=APP_IGNORE)
 
     def cleanup(self) -> None:
