@@ -22,6 +22,7 @@ NAME="${LABKIT_CLUSTER:-labkit}"
 CONTEXT="kind-$NAME"
 NS=labkit-07
 IMAGE=labkit/07-app:v1
+HPA_DIR="${HPA_DIR:-$ROOT/environments/k8s/hpa}"   # lab 07 passes the student's copy (work/07/k8s/hpa)
 METRICS_SERVER_VERSION=v0.7.2
 METRICS_SERVER="https://github.com/kubernetes-sigs/metrics-server/releases/download/$METRICS_SERVER_VERSION/components.yaml"
 GROW_S="${HPA_GROW_S:-180}"       # how long to watch replicas grow under load
@@ -61,8 +62,8 @@ up() {
 	echo "== $IMAGE"
 	docker image inspect "$IMAGE" > /dev/null 2>&1 || docker build -t "$IMAGE" "$ROOT/environments/app"
 	kind load docker-image "$IMAGE" --name "$NAME"
-	echo "== the Deployment, its Service and the HPA (environments/k8s/hpa)"
-	k apply -k "$ROOT/environments/k8s/hpa"
+	echo "== the Deployment, its Service and the HPA ($HPA_DIR)"
+	k apply -k "$HPA_DIR"
 	k -n "$NS" rollout status deployment/model-server --timeout=180s
 	echo "== waiting for the HPA's first CPU figure (up to 180 s; <unknown> until metrics-server has one)"
 	waited=0
@@ -82,7 +83,7 @@ up() {
 load() {
 	echo "== load on: replicas grow (watching ${GROW_S} s)"
 	k -n "$NS" delete job load-generator --ignore-not-found
-	k -n "$NS" apply -f "$ROOT/environments/k8s/hpa/load-generator.yaml"
+	k -n "$NS" apply -f "$HPA_DIR/load-generator.yaml"
 	timeout "$GROW_S" kubectl --context "$CONTEXT" -n "$NS" get hpa model-server -w || true
 	echo "== load off: replicas shrink after the scale-down window (watching ${SHRINK_S} s)"
 	k -n "$NS" delete job load-generator --ignore-not-found
