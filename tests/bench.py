@@ -4,7 +4,8 @@ Sizes are of images built here in one run (so the ratio is what matters; lab 04'
 not built: its CUDA wheels are gigabytes); start-up and
 latency come from lab 01's final image, and from lab 05's SageMaker image started as SageMaker
 starts it, under a fixed, bounded load on loopback; lab 07's capacity is lab 01's final image
-under stepped locust load with a CPU limit per instance size; grading times are graded runs of each
+under stepped locust load with a CPU limit per instance size, and its control loop's reaction on
+real Compose replicas (tests/autoscale_bench.py); grading times are graded runs of each
 solution notebook, with the part of it the checks' kernel spent (shared cells included, which
 both kernels run). Lab 04's figures come first: this CPU's bandwidth and multiply rates, and what
 a few model sizes need against this machine and the GPU table.
@@ -107,6 +108,21 @@ def capacity_figures() -> dict:
     return figures
 
 
+def loop_figures() -> dict:
+    """Lab 07's control loop on real Compose replicas (tests/autoscale_bench.py, ``reaction``):
+    seconds from the load starting to the loop's first scale-up and to the new replica being
+    healthy, each known to within the loop's 2-s period."""
+    from tests import autoscale_bench
+
+    autoscale_bench.main(["reaction"])
+    reaction = json.loads(autoscale_bench.OUT.read_text())["reaction"]
+    print(f"lab 07: the control loop scaled up {reaction['decided_s']} s after the load started; the new "
+          f"replica was healthy after {reaction['healthy_s']} s; {reaction['errors']} of {reaction['requests']} "
+          "requests failed meanwhile")
+    return {"loop_scale_up_decided_s": reaction["decided_s"], "loop_new_replica_healthy_s": reaction["healthy_s"],
+            "loop_failed_requests": reaction["errors"], "loop_max_replicas_reached": reaction["max_replicas_reached"]}
+
+
 def sagemaker_figures(workspace: Path) -> dict:
     """Lab 05's image: start to the first 200 on /ping, then /invocations under load."""
     app = Lab(LABEL, workspace).copy_app("sagemaker-app")
@@ -167,6 +183,7 @@ def main() -> int:
         with tempfile.TemporaryDirectory(prefix="labkit-bench-") as workspace:
             results.update(image_figures(Path(workspace)))
             results.update(capacity_figures())
+            results.update(loop_figures())
             results.update(sagemaker_figures(Path(workspace)))
     finally:
         dockerlab.cleanup(LABEL, show=False)

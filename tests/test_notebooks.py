@@ -138,6 +138,34 @@ CHEATS = {
             "predict": "def predict(rows):  # the same, instead of the endpoint\n    return predict_locally(rows)"},
         added=[("cleanup-made", "VX.delete_all = lambda: []  # nothing is deleted\nREMOVED = []")],
         fails={"06.local-endpoint", "06.predict", "06.cleanup"}),
+    "07": Cheat(
+        sources={
+            # right on the cases shown: "under" taken as "at most", steps with no answers counted
+            "max-rps": "def max_rps(steps, p99_objective_ms):\n"
+                       "    met = [s for s in steps if s['errors'] == 0 and s['p99_ms'] <= p99_objective_ms\n"
+                       "           and s['rps'] >= 0.9 * s['offered_rps']]\n"
+                       "    return max(met, key=lambda s: s['offered_rps'])['rps'] if met else 0.0\n\n\n"
+                       "MAX_RPS = max_rps([dataclasses.asdict(s) for s in STEPS], P99_OBJECTIVE_MS)",
+            # the FAQ's TargetValue, whatever the measurement said
+            "scaling": next(c.source for c in nbformat.read(paths.solution_for("07"), as_version=4).cells
+                            if c.id == "scaling").replace(
+                "autoscaling.target_value(MAX_RPS, safety_factor=0.5)", "1000.0"),
+            # the textbook formula only: no missing or not-ready pods, no stabilization or policies
+            "hpa-rule": "def desired(current, metrics, target):\n"
+                        "    seen = [m['cpu_percent'] for m in metrics if m['cpu_percent'] is not None]\n"
+                        "    ratio = sum(seen) / len(seen) / target if seen else 1.0\n"
+                        "    return current if abs(1 - ratio) <= 0.1 else math.ceil(current * ratio)\n\n\n"
+                        "def normalize(current, recommendation, earlier, behavior, min_replicas, max_replicas):\n"
+                        "    return max(min_replicas, min(max_replicas, recommendation))",
+            # autoscaling/v1: no behavior, a CPU percentage only
+            "hpa-manifest": "%%writefile work/07/k8s/hpa/hpa.yaml\napiVersion: autoscaling/v1\n"
+                            "kind: HorizontalPodAutoscaler\nmetadata:\n  name: model-server\nspec:\n"
+                            "  scaleTargetRef:\n    apiVersion: apps/v1\n    kind: Deployment\n    name: model-server\n"
+                            "  minReplicas: 1\n  maxReplicas: 4\n  targetCPUUtilizationPercentage: 70\n"},
+        added=[("measure", "STEPS = [dataclasses.replace(s, rps=s.rps / 25) for s in STEPS]  # a slower replica, forged"),
+               ("names", "CPU_TARGET, MIN_REPLICAS, MAX_REPLICAS = 50, 2, 8  # the lab's figures, redefined"),
+               ("cleanup-made", "AWS.delete_all = lambda: []  # nothing is deleted\nMADE = []")],
+        fails={"07.max-rps", "07.target-tracking", "07.hpa-rule", "07.hpa-behavior", "07.hpa-manifest", "07.cleanup"}),
 }
 
 # For the tampered run: the exercise cells the student really solves (None: as the solution does),
@@ -161,6 +189,7 @@ SOLVED_FOR_REAL = {
     "04": ({"diagnose": None, "compose-file": None}, ["04.diagnose", "04.compose-gpu"]),
     "05": ({"package": None}, ["05.model-archive"]),
     "06": ({"dockerfile": None}, ["06.contract"]),
+    "07": ({"max-rps": None, "hpa-manifest": None}, ["07.max-rps", "07.hpa-manifest"]),
 }
 WITHOUT_KUBECTL = {"02", "03"}  # tampered with kubectl off PATH and a kind on it
 # The unsolved lab's image checks must say that the Dockerfile does not build (not "stale").
@@ -279,7 +308,7 @@ class Runs:
     time, never two of one lab at once (their names and labels are the lab's), nor two labs that
     syllabus.can_run_together says must not share the engine."""
 
-    ORDER = ("05", "02", "01", "04", "03", "06", "00")  # the longest labs first
+    ORDER = ("07", "05", "02", "01", "04", "03", "06", "00")  # the longest labs first
 
     def __init__(self, folder: Path):
         self.folder = folder

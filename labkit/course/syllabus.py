@@ -34,6 +34,7 @@ LABS: dict[str, LabNeeds] = {
     "04": LabNeeds(("docker", "base-images")),
     "05": LabNeeds(("docker", "base-images"), services=("moto",)),
     "06": LabNeeds(("docker", "base-images", "cloud-sdks"), services=("vertex-standin",)),
+    "07": LabNeeds(("docker", "base-images", "compose"), services=("moto",)),
 }
 
 
