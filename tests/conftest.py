@@ -1,5 +1,9 @@
 """Fixtures several test files share."""
 
+import http.server
+import threading
+import time
+
 import pytest
 
 from labkit import emulators
@@ -44,3 +48,62 @@ def moto(moto_server):
 def pytest_runtest_teardown(item, nextitem):
     if nextitem is not None and nextitem.get_closest_marker("notebook"):
         _SHARED.stop()
+
+
+class _Answer(http.server.BaseHTTPRequestHandler):
+    """Answers every POST with ``{}`` and its server's ``version`` in X-Model-Version, after its
+    server's ``delay_s`` (a few milliseconds of "model", for a load that must outlast an action)."""
+
+    def do_POST(self):  # noqa: N802 - http.server's name
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        time.sleep(self.server.delay_s)
+        self.send_response(200)
+        self.send_header("X-Model-Version", self.server.version)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def local_server():
+    """A threading HTTP server on 127.0.0.1 for the load tools' tests (``.version``, ``.delay_s``)."""
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Answer)
+    httpd.version, httpd.delay_s = "1.0", 0.0
+    thread = threading.Thread(target=httpd.serve_forever, name="test-server", daemon=True)
+    thread.start()
+    yield httpd
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@pytest.fixture
+def compose_stack():
+    """``start(directory, lab, name, services)``: build ``labkit/<lab>-app:v1`` from the sample app,
+    bring up the Compose project in ``directory`` and wait until ``services`` are healthy; returns
+    the project's name. Skips without an engine or Compose. Afterwards everything of ``lab`` is
+    removed, and the test fails if a container of the project is left."""
+    from labkit import compose, dockerlab, paths, probes
+
+    started = []
+
+    def start(directory, lab: str, name: str, services: tuple[str, ...]) -> str:
+        if probes.docker_reason() or not probes.compose_command():
+            pytest.skip(probes.docker_reason() or probes.compose_reason())
+        project = compose.project_name(lab, name)
+        started.append((directory, project, lab))
+        dockerlab.build(paths.APP, f"labkit/{lab}-app:v1", lab=lab, show=False)
+        compose.up(directory, project, show=False)
+        compose.wait_healthy(project, services, timeout=120, show=False)
+        return project
+
+    yield start
+    for directory, project, lab in started:
+        compose.down(directory, project, show=False)
+        dockerlab.cleanup(lab, show=False)
+        dockerlab.remove_images(lab, show=False)
+        label = {"label": f"com.docker.compose.project={project}"}
+        assert dockerlab.client().containers.list(all=True, filters=label) == []
+        assert dockerlab.client().networks.list(filters=label) == []

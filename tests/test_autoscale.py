@@ -7,7 +7,6 @@ on real Compose replicas is the docker-marked test at the end."""
 from __future__ import annotations
 
 import copy
-import http.server
 import math
 import os
 import shutil
@@ -386,26 +385,9 @@ def test_interrupting_a_real_kernel_stops_the_loop_and_the_kernel_lives_on():
 
 # ---------------------------------------------------------------- the load driver
 
-class Answer(http.server.BaseHTTPRequestHandler):
-    def do_POST(self):
-        self.rfile.read(int(self.headers["Content-Length"]))
-        self.send_response(200)
-        self.send_header("Content-Length", "2")
-        self.end_headers()
-        self.wfile.write(b"{}")
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture
-def server():
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Answer)
-    thread = threading.Thread(target=httpd.serve_forever, name="test-server", daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}/predict"
-    httpd.shutdown()
-    httpd.server_close()
+def server(local_server):
+    return f"http://127.0.0.1:{local_server.server_address[1]}/predict"
 
 
 def test_the_load_driver_follows_its_schedule_and_ends_within_its_bounds(server):
@@ -546,40 +528,27 @@ APP = f"labkit/{LAB}-app:v1"
 
 @pytest.mark.docker
 @pytest.mark.timeout(900)
-def test_the_real_loop_scales_a_compose_service_and_leaves_nothing(tmp_path):
-    from labkit import compose, dockerlab, probes
+def test_the_real_loop_scales_a_compose_service_and_leaves_nothing(tmp_path, compose_stack):
+    from labkit import compose, dockerlab
 
-    if probes.docker_reason() or not probes.compose_command():
-        pytest.skip(probes.docker_reason() or probes.compose_reason())
-    project = compose.project_name(LAB, "autoscale")
     stack = autoscale.sample_stack(tmp_path / "stack", lab=LAB, image=APP)
-    try:
-        dockerlab.build(paths.APP, APP, lab=LAB, show=False)
-        compose.up(stack, project, show=False)
-        compose.wait_healthy(project, ("app", "proxy"), timeout=120, show=False)
-        replicas = autoscale.ComposeReplicas(stack, project, "app")
-        with autoscale.ControlLoop(replicas, lambda current, metrics, target: 2, every=2, max_seconds=60,
-                                   max_replicas=2, show=False) as loop:
-            deadline = time.monotonic() + 60
-            while loop.running and time.monotonic() < deadline and not any(
-                    t.replicas == 2 and t.ready == 2 for t in loop.timeline):
-                time.sleep(0.5)
-        assert loop.error is None, loop.error
-        assert loop.elapsed() <= 61 and loop.ended_because == "stopped"
-        first = loop.timeline[0]
-        assert (first.replicas, first.scaled_to) == (1, 2)  # the real engine's count, then compose up --scale
-        assert [t.scaled_to for t in loop.timeline if t.scaled_to] == [2]
-        assert any(t.replicas == 2 and t.ready == 2 for t in loop.timeline)
-        figures = [v for t in loop.timeline for v in t.cpu.values() if v is not None]
-        assert figures and all(0 <= v <= 150 for v in figures)  # % of the 0.5-CPU limit, read from docker stats
-        assert replicas.basis == "the container's CPU limit (0.5 cores)"
-        assert len(compose.containers(project, "app")) == 2
-    finally:
-        compose.down(stack, project, show=False)
-        dockerlab.cleanup(LAB, show=False)
-        dockerlab.remove_images(LAB, show=False)
-    client = dockerlab.client()
-    assert client.containers.list(all=True, filters={"label": f"com.docker.compose.project={project}"}) == []
-    assert client.networks.list(filters={"label": f"com.docker.compose.project={project}"}) == []
-    assert client.containers.list(all=True, filters={"label": f"labkit.lab={LAB}"}) == []
-    # and no labkit thread: the autouse fixture checks it after every test here
+    project = compose_stack(stack, LAB, "autoscale", ("app", "proxy"))
+    replicas = autoscale.ComposeReplicas(stack, project, "app")
+    with autoscale.ControlLoop(replicas, lambda current, metrics, target: 2, every=2, max_seconds=60,
+                               max_replicas=2, show=False) as loop:
+        deadline = time.monotonic() + 60
+        while loop.running and time.monotonic() < deadline and not any(
+                t.replicas == 2 and t.ready == 2 for t in loop.timeline):
+            time.sleep(0.5)
+    assert loop.error is None, loop.error
+    assert loop.elapsed() <= 61 and loop.ended_because == "stopped"
+    first = loop.timeline[0]
+    assert (first.replicas, first.scaled_to) == (1, 2)  # the real engine's count, then compose up --scale
+    assert [t.scaled_to for t in loop.timeline if t.scaled_to] == [2]
+    assert any(t.replicas == 2 and t.ready == 2 for t in loop.timeline)
+    figures = [v for t in loop.timeline for v in t.cpu.values() if v is not None]
+    assert figures and all(0 <= v <= 150 for v in figures)  # % of the 0.5-CPU limit, read from docker stats
+    assert replicas.basis == "the container's CPU limit (0.5 cores)"
+    assert len(compose.containers(project, "app")) == 2
+    assert dockerlab.client().containers.list(all=True, filters={"label": f"labkit.lab={LAB}"})
+    # compose_stack removes all of it afterwards and checks; the autouse fixture checks no labkit thread is left

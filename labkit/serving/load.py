@@ -14,7 +14,8 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 
 from ..core.background import BackgroundTask
 from ..core.errors import LabkitError
@@ -43,6 +44,9 @@ class LoadResult:
     errors: int
     seconds: float
     latencies_ms: list[float]
+    #: One entry per request, in the order answered: (time.monotonic() when it ended, latency in
+    #: ms or None for a failure, the value of ``run_load``'s ``header`` in the answer or None).
+    timeline: list[tuple[float, float | None, str | None]] = field(default_factory=list)
 
     @property
     def rps(self) -> float:
@@ -55,10 +59,13 @@ class LoadResult:
 
 
 def run_load(url: str, body: bytes, *, requests: int = 2000, concurrency: int = 8,
-             max_seconds: float = 60, content_type: str = "application/json") -> LoadResult:
-    """POST ``body`` to ``url`` from ``concurrency`` threads until ``requests`` are done."""
+             max_seconds: float = 60, content_type: str = "application/json",
+             header: str | None = None) -> LoadResult:
+    """POST ``body`` to ``url`` from ``concurrency`` threads until ``requests`` are done, a new
+    connection each (``Connection: close``); ``header``: an answer header to record per request
+    (lab 08 records ``X-Model-Version``: which release answered)."""
     require_loopback(url)
-    lock, latencies, errors = threading.Lock(), [], [0]
+    lock, latencies, errors, timeline = threading.Lock(), [], [0], []
     remaining = [requests]
     deadline = time.monotonic() + max_seconds
 
@@ -68,16 +75,18 @@ def run_load(url: str, body: bytes, *, requests: int = 2000, concurrency: int = 
                 if remaining[0] == 0:
                     return
                 remaining[0] -= 1
-            started = time.perf_counter()
+            started, seen = time.perf_counter(), None
             try:
                 request = urllib.request.Request(url, body, {"Content-Type": content_type})
                 with urllib.request.urlopen(request, timeout=10) as response:
                     response.read()
+                    seen = response.headers.get(header) if header else None
                 ok = True
             except (urllib.error.URLError, OSError):
                 ok = False
             elapsed = (time.perf_counter() - started) * 1000
             with lock:
+                timeline.append((time.monotonic(), elapsed if ok else None, seen))
                 if ok:
                     latencies.append(elapsed)
                 else:
@@ -89,7 +98,64 @@ def run_load(url: str, body: bytes, *, requests: int = 2000, concurrency: int = 
         t.start()
     for t in threads:
         t.join()
-    return LoadResult(len(latencies) + errors[0], errors[0], time.monotonic() - started, latencies)
+    return LoadResult(len(latencies) + errors[0], errors[0], time.monotonic() - started, latencies, timeline)
+
+
+@dataclass
+class Across:
+    """A load run with an action in the middle of it (lab 08: a switch of releases under load)."""
+    result: LoadResult
+    started: float      # time.monotonic() when the load started
+    action_at: float    # seconds after the load started that the action began
+    action_s: float     # how long the action took
+    value: object       # what the action returned (None when it raised)
+    error: str | None   # what it raised, as "Type: message"
+
+    def seen(self, *, before: bool) -> Counter:
+        """Header values (``None`` for failures) of the requests that ended before the action
+        began (``before=True``), or that were sent after it ended (a request in flight across the
+        action is in neither: the old release may rightly answer it)."""
+        began = self.started + self.action_at
+        ended = began + self.action_s
+        counted = Counter()
+        for t, latency, value in self.result.timeline:
+            sent = t - (latency or 0) / 1000  # a failure's latency is not recorded: its end stands for it
+            if (t < began) if before else (sent > ended):
+                counted[value if latency is not None else None] += 1
+        return counted
+
+    def p99_ms(self, *, during: bool) -> float:
+        """p99 latency of the requests that ended while the action ran, plus a second after it
+        (``during=True``), or of all the others."""
+        start = self.started + self.action_at
+        end = start + self.action_s + 1.0
+        chosen = [lat for t, lat, _ in self.result.timeline
+                  if lat is not None and ((start <= t <= end) == during)]
+        return LoadResult(len(chosen), 0, 1.0, chosen).percentile(99)
+
+
+def run_across(url: str, body: bytes, action, *, requests: int = 3000, concurrency: int = 4,
+               after_s: float = 1.0, max_seconds: float = 60, header: str | None = "X-Model-Version") -> Across:
+    """:func:`run_load` in a background thread, and ``action()`` called ``after_s`` seconds into
+    it (a switch of releases): bounded like the load, on loopback only. An exception from
+    ``action`` is recorded, not raised, so the load is always waited for."""
+    require_loopback(url)
+    box: dict = {}
+    thread = threading.Thread(target=lambda: box.update(result=run_load(
+        url, body, requests=requests, concurrency=concurrency, max_seconds=max_seconds, header=header)),
+        name="labkit-load-across", daemon=True)
+    started = time.monotonic()
+    thread.start()
+    thread.join(after_s)
+    action_at = time.monotonic() - started
+    value, error = None, None
+    try:
+        value = action()
+    except Exception as exc:  # noqa: BLE001 - recorded: the caller reads it with the load's figures
+        error = f"{type(exc).__name__}: {exc}"
+    action_s = time.monotonic() - started - action_at
+    thread.join(max_seconds + 15)
+    return Across(box.get("result") or LoadResult(0, 0, 0.0, []), started, action_at, action_s, value, error)
 
 
 class BackgroundLoad(BackgroundTask):
