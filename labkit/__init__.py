@@ -6,11 +6,11 @@ Its layers, each importing only the ones listed before it (tests/test_layout.py 
 - ``labkit.machine``: what this machine has (probes, capabilities, doctor, gpu, throughput,
   accelerators, base images).
 - ``labkit.tools``: the tools a lab drives (dockerlab, dockerfile, compose, k8s, commands, lint,
-  secretscan, masked, plots, autoscale).
+  secretscan, masked, plots, autoscale, traffic).
 - ``labkit.serving``: the sample model server and its HTTP contracts (app, contract, load,
   capacity).
 - ``labkit.cloud``: the platforms on emulators and real accounts (spend, emulators, aws,
-  sagemaker, autoscaling, vertex).
+  sagemaker, autoscaling, alarms, bluegreen, vertex).
 - ``labkit.course``: notebooks, checks and grading (cells, checks, build, lab, syllabus,
   grade, grade_engine, student).
 - ``labkit.cli``: the ``labkit`` command.
@@ -33,9 +33,10 @@ import sys
 LAYERS = {
     "core": ("paths",),
     "machine": ("probes", "capabilities", "doctor", "images"),
-    "tools": ("commands", "dockerlab", "compose", "k8s", "lint", "secretscan", "masked", "plots", "autoscale"),
+    "tools": ("commands", "dockerlab", "compose", "k8s", "lint", "secretscan", "masked", "plots", "autoscale",
+              "traffic"),
     "serving": ("contract", "load", "capacity"),
-    "cloud": ("spend", "emulators", "aws", "sagemaker", "autoscaling", "vertex"),
+    "cloud": ("spend", "emulators", "aws", "sagemaker", "autoscaling", "alarms", "bluegreen", "vertex"),
     "course": ("cells", "checks", "build", "grade", "grade_engine", "student", "lab", "syllabus"),
 }
 #: The module each short name (``labkit.dockerlab``) stands for.

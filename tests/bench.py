@@ -5,7 +5,8 @@ not built: its CUDA wheels are gigabytes); start-up and
 latency come from lab 01's final image, and from lab 05's SageMaker image started as SageMaker
 starts it, under a fixed, bounded load on loopback; lab 07's capacity is lab 01's final image
 under stepped locust load with a CPU limit per instance size, and its control loop's reaction on
-real Compose replicas (tests/autoscale_bench.py); grading times are graded runs of each
+real Compose replicas (tests/autoscale_bench.py); lab 08's switch and rollback between two releases
+behind nginx, under load; grading times are graded runs of each
 solution notebook, with the part of it the checks' kernel spent (shared cells included, which
 both kernels run). Lab 04's figures come first: this CPU's bandwidth and multiply rates, and what
 a few model sizes need against this machine and the GPU table.
@@ -20,10 +21,10 @@ import time
 import urllib.request
 from pathlib import Path
 
-from labkit import build, capacity, dockerlab, grade, paths, sagemaker, serving
+from labkit import build, capacity, compose, dockerlab, grade, paths, sagemaker, serving, traffic
 from labkit.images import ensure_base_images
 from labkit.lab import Lab
-from labkit.load import run_load
+from labkit.load import run_across, run_load
 from labkit.machine import accelerators, throughput
 
 OUT = paths.REPO / "build" / "bench" / "results.json"
@@ -123,6 +124,38 @@ def loop_figures() -> dict:
             "loop_failed_requests": reaction["errors"], "loop_max_replicas_reached": reaction["max_replicas_reached"]}
 
 
+def switch_figures(workspace: Path) -> dict:
+    """Lab 08: blue (1.0) and green (1.1), both lab 01's final image, behind nginx
+    (labkit.tools.traffic); a switch to green and a rollback to blue, each under 2,000 requests
+    from 4 clients on loopback, a new connection each: failures, which release answered before and
+    after, the switch's duration, and p99 around the switch against the rest of the run."""
+    project = compose.project_name(LABEL, "bluegreen")
+    stack = traffic.write_stack(workspace / "bluegreen", lab=LABEL, versions={"blue": "1.0", "green": "1.1"},
+                                images={"blue": "labkit/bench-final:v1", "green": "labkit/bench-final:v1"})
+    body = json.dumps({"instances": serving.IRIS_ROWS}).encode()
+    figures = {}
+    try:
+        compose.up(stack, project, show=False)
+        compose.wait_healthy(project, ("blue", "green", "proxy"), timeout=120, show=False)
+        url = f"http://127.0.0.1:{traffic.ports(project)['live']}/predict"
+        for name, to, version in (("switch", "green", "1.1"), ("rollback", "blue", "1.0")):
+            across = run_across(url, body, lambda: traffic.switch(stack, project, to, expect_version=version),
+                                requests=2000, concurrency=4, after_s=1.0)
+            if across.error:
+                raise SystemExit(f"lab 08's {name} failed: {across.error}")
+            before, after = across.seen(before=True), across.seen(before=False)
+            print(f"lab 08: {name} to {to} under load: {across.result.errors} failed of {across.result.requests}; "
+                  f"before {dict(before)}, after {dict(after)}; took {across.action_s * 1000:.0f} ms; p99 "
+                  f"{across.p99_ms(during=True):.1f} ms around it, {across.p99_ms(during=False):.1f} ms otherwise")
+            figures[f"lab08_{name}_failed"] = f"{across.result.errors} of {across.result.requests}"
+            figures[f"lab08_{name}_ms"] = round(across.action_s * 1000)
+            figures[f"lab08_{name}_p99_ms_around_vs_steady"] = [round(across.p99_ms(during=True), 1),
+                                                               round(across.p99_ms(during=False), 1)]
+    finally:
+        compose.down(stack, project, show=False)
+    return figures
+
+
 def sagemaker_figures(workspace: Path) -> dict:
     """Lab 05's image: start to the first 200 on /ping, then /invocations under load."""
     app = Lab(LABEL, workspace).copy_app("sagemaker-app")
@@ -184,6 +217,7 @@ def main() -> int:
             results.update(image_figures(Path(workspace)))
             results.update(capacity_figures())
             results.update(loop_figures())
+            results.update(switch_figures(Path(workspace)))
             results.update(sagemaker_figures(Path(workspace)))
     finally:
         dockerlab.cleanup(LABEL, show=False)
