@@ -38,6 +38,39 @@ def test_the_stack_is_a_valid_compose_file_with_both_releases_on_loopback(tmp_pa
         traffic.write_stack(tmp_path / "x", lab="t8", images={"blue": "a"}, versions={"blue": "1"})
 
 
+def test_rewriting_the_stack_keeps_the_traffic_where_it_is_and_mounts_a_release_model(tmp_path):
+    images, versions = {"blue": "a:1", "green": "a:1"}, {"blue": "1.0", "green": "1.2"}
+    traffic.write_stack(tmp_path, lab="t8", images=images, versions=versions)
+    traffic.route(tmp_path, "green")
+    traffic.write_stack(tmp_path, lab="t8", images=images, versions=versions, models={"green": tmp_path / "bad"})
+    assert traffic.routed_live(tmp_path) == "green"  # not moved back to blue
+    green = yaml.safe_load((tmp_path / "compose.yaml").read_text())["services"]["green"]
+    assert green["environment"] == {"APP_VERSION": "1.2", "MODEL_DIR": "/opt/ml/release-model"}
+    assert green["volumes"] == [f"{(tmp_path / 'bad').resolve()}:/opt/ml/release-model:ro"]
+    traffic.write_stack(tmp_path, lab="t8", images=images, versions=versions, live="blue")
+    assert traffic.routed_live(tmp_path) == "blue"
+
+
+def test_served_reads_the_release_s_own_counter_of_predict_answers(monkeypatch):
+    text = ('# HELP model_server_requests_total HTTP requests served, by route and status code.\n'
+            'model_server_requests_total{route="/predict",status="200"} 1234.0\n'
+            'model_server_requests_total{route="/predict",status="503"} 2.0\n'
+            'model_server_requests_total{route="/readyz",status="200"} 99.0\n')
+
+    class Reply:
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def read(self):
+            return text.encode()
+
+    monkeypatch.setattr(traffic.urllib.request, "urlopen", lambda url, timeout: Reply())
+    assert traffic.served(1234) == {"200": 1234, "503": 2}
+
+
 def test_route_replaces_the_file_whole_and_says_what_is_live(tmp_path):
     (tmp_path / "nginx").mkdir()
     assert traffic.routed_live(tmp_path) is None
@@ -137,7 +170,14 @@ def test_a_switch_and_a_rollback_under_load_fail_no_request(tmp_path, compose_st
     assert traffic.version_at(at["live"]) == "1.0"
     traffic.route(stack, "blue")
 
-    traffic.switch(stack, project, "green", expect_version="1.1")
+    # a new green (another version) replaces the one in preview; blue stays live throughout
+    traffic.write_stack(stack, lab=LAB, images={"blue": APP, "green": APP}, versions={"blue": "1.0", "green": "1.2"})
+    traffic.redeploy(stack, project, "green", expect_version="1.2")
+    assert (traffic.version_at(at["live"]), traffic.version_at(at["preview"])) == ("1.0", "1.2")
+
+    traffic.switch(stack, project, "green", expect_version="1.2")
+    load.run_load(url, BODY, requests=50, concurrency=2)
+    assert traffic.served(at["live"]).get("200", 0) >= 50  # green's own count, since it started
     traffic.remove_release(stack, project, "blue")
     assert compose.containers(project, "blue") == []
-    assert traffic.version_at(at["live"]) == "1.1"
+    assert traffic.version_at(at["live"]) == "1.2"

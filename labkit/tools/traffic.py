@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 import urllib.request
 from pathlib import Path
@@ -98,11 +99,14 @@ def routes_text(live: str) -> str:
 
 
 def write_stack(directory: str | Path, *, lab: str, images: dict[str, str], versions: dict[str, str],
-                live: str = "blue", cpus: str = "0.50") -> Path:
+                live: str | None = None, cpus: str = "0.50", models: dict[str, str | Path] | None = None) -> Path:
     """A Compose project in ``directory``: services ``blue`` and ``green`` (``images[color]``,
-    ``APP_VERSION=versions[color]``, each with lab 02's health check and a ``cpus`` limit) and
-    ``proxy`` (nginx 1.27 with :data:`NGINX_CONF`; ports 80 and 8081 published on 127.0.0.1), all
-    labelled for ``lab``; ``live`` starts as the live release. Returns the directory."""
+    ``APP_VERSION=versions[color]``, each with lab 02's health check and a ``cpus`` limit; with
+    ``models[color]``, a host folder mounted read-only as that release's model) and ``proxy``
+    (nginx 1.27 with :data:`NGINX_CONF`; ports 80 and 8081 published on 127.0.0.1), all labelled
+    for ``lab``. ``live`` makes that release live; None keeps the routes already written (blue
+    for a new stack), so that rewriting the stack to change one release never moves the traffic.
+    Returns the directory."""
     directory = Path(directory)
     for color in COLORS:
         if color not in images or color not in versions:
@@ -113,6 +117,9 @@ def write_stack(directory: str | Path, *, lab: str, images: dict[str, str], vers
                         "environment": {"APP_VERSION": versions[color]}, "healthcheck": health,
                         "deploy": {"resources": {"limits": {"cpus": cpus, "memory": "256M"}}},
                         "labels": {labels.LAB: lab}} for color in COLORS}
+    for color, folder in (models or {}).items():
+        services[color]["environment"]["MODEL_DIR"] = "/opt/ml/release-model"
+        services[color]["volumes"] = [f"{Path(folder).resolve()}:/opt/ml/release-model:ro"]
     services["proxy"] = {
         "image": "nginx:1.27", "restart": "unless-stopped",
         "depends_on": {color: {"condition": "service_started"} for color in COLORS},
@@ -125,7 +132,8 @@ def write_stack(directory: str | Path, *, lab: str, images: dict[str, str], vers
     doc = {"services": services, "networks": {"default": {"labels": {labels.LAB: lab}}}}
     (directory / "nginx").mkdir(parents=True, exist_ok=True)
     (directory / "nginx" / "default.conf").write_text(NGINX_CONF)
-    route(directory, live)
+    if live is not None or routed_live(directory) is None:
+        route(directory, live or "blue")
     (directory / "compose.yaml").write_text(f"# blue-green for lab {lab} (labkit.tools.traffic.write_stack)\n"
                                             + yaml.safe_dump(doc, sort_keys=False))
     return directory
@@ -188,6 +196,38 @@ def switch(directory: str | Path, project: str, to: str, *, expect_version: str,
     return time.monotonic() - started
 
 
+def redeploy(directory: str | Path, project: str, color: str, *, expect_version: str, timeout: float = 90) -> None:
+    """Recreate one release from the stack's current compose.yaml (``up -d --force-recreate
+    --no-deps COLOR``), wait until it is healthy and until the port that routes to it answers
+    ``expect_version`` (nginx asks Docker's DNS for the new container's address within 5 s)."""
+    compose.run(directory, project, "up", "-d", "--force-recreate", "--no-deps", color, show=False)
+    compose.wait_healthy(project, (color,), timeout=timeout, show=False)
+    port = ports(project)["live" if routed_live(directory) == color else "preview"]
+
+    def answered() -> bool:
+        try:
+            return version_at(port) == expect_version
+        except OSError:
+            return False
+
+    wait_until(answered, timeout=30, every=0.2, what=f"{color} answering {expect_version} through the proxy",
+               error=SwitchError)
+
+
+def served(port: int) -> dict[str, int]:
+    """``/predict`` answers by HTTP status, from the ``/metrics`` of the release behind ``port``
+    (its Prometheus counter ``model_server_requests_total``): what that release has served since
+    it started."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    counts: dict[str, int] = {}
+    for found in re.finditer(r'^model_server_requests_total\{([^}]*)\} ([0-9.e+]+)$', text, re.M):
+        fields = dict(re.findall(r'(\w+)="([^"]*)"', found.group(1)))
+        if fields.get("route") == "/predict":
+            counts[fields.get("status", "?")] = counts.get(fields.get("status", "?"), 0) + int(float(found.group(2)))
+    return counts
+
+
 def ports(project: str) -> dict[str, int]:
     """{"live": port, "preview": port} on 127.0.0.1."""
     return {"live": compose.published_port(project, "proxy", LIVE_PORT),
@@ -202,5 +242,5 @@ def remove_release(directory: str | Path, project: str, color: str) -> None:
 
 
 __all__ = ["COLORS", "LIVE_PORT", "NGINX_CONF", "PREVIEW_PORT", "ROUTES", "SwitchError", "other", "ports",
-           "reload", "remove_release", "route", "routed_live", "routes_text", "switch", "version_at",
-           "write_stack"]
+           "redeploy", "reload", "remove_release", "route", "routed_live", "routes_text", "served", "switch",
+           "version_at", "write_stack"]
