@@ -209,10 +209,11 @@ def selector_patch(to: str, *, expect: str | None = None) -> list[dict]:
 
 
 def switch_patches(to: str, *, live: str = LIVE, preview: str = PREVIEW) -> dict[str, list[dict]]:
-    """Both Services' patches for a switch to ``to``: the live one to ``to``, the preview one to
-    the colour that was live (warm, the rollback target)."""
+    """Both Services' patches for a switch to ``to``: the live one to ``to`` (tested to hold the
+    other colour first), the preview one to the colour that was live (warm, the rollback target;
+    a plain replace, as the preview only follows)."""
     was = other(to)
-    return {live: selector_patch(to, expect=was), preview: selector_patch(was, expect=to)}
+    return {live: selector_patch(to, expect=was), preview: selector_patch(was)}
 
 
 def patch_argv(service: str, patch: list[dict], *, namespace: str = NAMESPACE) -> list[str]:
