@@ -373,7 +373,7 @@ def tools_bin(tmp_path, *tools: str):
     """A folder for PATH with the script's own needs and, of kind/kubectl/docker, only ``tools``."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    for tool in ("sh", "dirname", "grep", "date", "sleep", "tr", "sed", "cat"):
+    for tool in ("sh", "dirname", "grep", "date", "sleep", "tr", "sed", "cat", "wc"):
         (bin_dir / tool).symlink_to(shutil.which(tool))
     for tool in tools:
         (bin_dir / tool).write_text("#!/bin/sh\nexit 0\n")
@@ -407,7 +407,10 @@ FAKE_KUBECTL = textwrap.dedent("""\
     import json, os, sys
     path = os.environ["FAKE_STATE"]
     state = json.load(open(path))
-    args = sys.argv[5:]  # after --context kind-labkit -n labkit-08
+    args = sys.argv[1:]
+    for flag in ("--context", "-n"):  # --context kind-labkit [-n labkit-08]
+        if args[:1] == [flag]:
+            args = args[2:]
     state["calls"].append(args)
     def pods(colour):
         return [f"model-server-{colour}-{i}" for i in range(state["replicas"][colour])]
@@ -434,6 +437,13 @@ FAKE_KUBECTL = textwrap.dedent("""\
                 state["selectors"][args[2]] = op["value"]
     elif args[0] == "scale":
         state["replicas"][args[2].rsplit("-", 1)[1]] = int(args[3].split("=")[1])
+    elif args[:2] == ["apply", "-k"]:  # the manifests as written: live blue, preview green, 2 pods each
+        state["selectors"] = {"model-server": "blue", "model-server-preview": "green"}
+        state["replicas"] = {"blue": 2, "green": 2}
+    elif args[0] == "logs":
+        out = state["log"]
+    elif args[:2] == ["get", "job"]:
+        out = "1"  # .status.active: still running
     json.dump(state, open(path, "w"))
     print(out, end="")
     """)
@@ -446,10 +456,10 @@ def stand_in(tmp_path):
     (bin_dir / "kubectl").chmod(0o755)
     state = tmp_path / "state.json"
 
-    def run(*args, lag=0, replicas=None, **env):
+    def run(*args, lag=0, replicas=None, log="", **env):
         state.write_text(json.dumps({"selectors": {"model-server": "blue", "model-server-preview": "green"},
                                      "shown": "blue", "lag": lag, "replicas": replicas or {"blue": 2, "green": 2},
-                                     "calls": []}))
+                                     "log": log, "calls": []}))
         done = run_script(bin_dir, *args, FAKE_STATE=str(state), **env)
         return done, json.loads(state.read_text())
     return run
@@ -486,7 +496,35 @@ def test_bluegreen_sh_drains_the_idle_colour_only(stand_in):
     assert done.returncode == 0, done.stderr
     assert [c for c in state["calls"] if c[0] == "scale"] == [["scale", "deployment", "model-server-green",
                                                                "--replicas=0"]]
-    assert state["replicas"] == {"blue": 2, "green": 0} and "no version=green pod left" in done.stdout
+    assert state["replicas"] == {"blue": 2, "green": 0} and "0 version=green pod(s) left" in done.stdout
     done, state = stand_in("delete-old", BG_DRAIN_S="0")
     assert done.returncode == 0 and ["delete", "deployment", "model-server-green", "--ignore-not-found"] \
         in state["calls"]
+
+
+def job_log(failed: int, versions: dict) -> str:
+    result = {"requests": 100 + failed, "failed": failed, "errors": {"ConnectionRefusedError": failed} if failed
+              else {}, "versions": versions, "pods": {}, "first_s": {}, "last_s": {}, "duration_s": 180}
+    return f"t=    5s 10 requests, 0 failed; last 5 s: blue 10\nRESULT {json.dumps(result)}\n"
+
+
+def test_bluegreen_sh_test_switches_rolls_back_drains_and_reads_the_jobs_log(stand_in):
+    done, state = stand_in("test", log=job_log(0, {"blue": 60, "green": 40}), BG_STEP_S="0", BG_DRAIN_S="0")
+    assert done.returncode == 0, done.stderr
+    steps = [c[:3] for c in state["calls"] if c[0] in ("apply", "patch", "scale", "logs")]
+    assert steps[:2] == [["apply", "-k", str(BG_DIR)], ["apply", "-f", str(BG_DIR / "load-generator.yaml")]]
+    assert [c[2] for c in state["calls"] if c[0] == "patch" and c[1] == "service" and c[2] == bg.LIVE] == [bg.LIVE] * 3
+    assert [c for c in state["calls"] if c[0] == "scale"] == [
+        ["scale", "deployment", "model-server-blue", "--replicas=0"],   # the drain of the old colour
+        ["scale", "deployment", "model-server-green", "--replicas=1"]]  # a live pod removed under load
+    assert state["selectors"]["model-server"] == "green"
+    assert "no failed request across switch, rollback, switch, drain and scale-down" in done.stdout
+
+
+@pytest.mark.parametrize("log, why", [
+    (job_log(3, {"blue": 60, "green": 40}), "3 request(s) failed across the switches"),
+    (job_log(0, {"blue": 100}), "version=green never answered"),
+    ("t=    5s 10 requests, 0 failed; last 5 s: blue 10\n", "has no RESULT line")])
+def test_bluegreen_sh_test_fails_on_a_failed_request_or_a_colour_that_never_answered(stand_in, log, why):
+    done, _ = stand_in("test", log=log, BG_STEP_S="0", BG_DRAIN_S="0")
+    assert done.returncode == 1 and why in done.stderr, done.stderr

@@ -13,8 +13,9 @@
 #                                scale the idle colour to 0 (its pods sleep in preStop, then drain)
 #   bluegreen.sh delete-old      drain, then delete the idle colour's Deployment
 #   bluegreen.sh test            from a fresh apply, the load Job (load-generator.yaml) across a switch
-#                                to green, a rollback to blue, a switch to green and a drain of blue;
-#                                then its log: requests, failures, versions seen. Exit 1 on a failure.
+#                                to green, a rollback to blue, a switch to green, a drain of blue and
+#                                green scaled from 2 pods to 1; then its log: requests, failures,
+#                                versions seen. Exit 1 on a failed request.
 #   bluegreen.sh down            delete namespace labkit-08 (`cluster.sh down` removes the cluster)
 #   bluegreen.sh run             up, test, down
 #
@@ -127,17 +128,18 @@ switch() {
 	wait_endpoints "$LIVE" "$to"
 }
 
-# Wait until no pod of colour $1 is left (they sleep in preStop, then drain: up to their grace period).
-wait_gone() {
+# Wait until $2 pods of colour $1 are left (a deleted pod sleeps in preStop, then drains: up to
+# its grace period, 30 s).
+wait_pods() {
 	started=$(date +%s)
-	while [ -n "$(k get pods -l "$APP_LABEL,version=$1" -o name)" ]; do
+	while [ $(($(k get pods -l "$APP_LABEL,version=$1" -o name | wc -l))) -ne "$2" ]; do
 		if [ $(($(date +%s) - started)) -ge 90 ]; then
-			echo "pods of version=$1 still there after 90 s: \`kubectl -n $NS get pods -l version=$1\`" >&2
+			echo "not $2 pod(s) of version=$1 after 90 s: \`kubectl -n $NS get pods -l version=$1\`" >&2
 			exit 1
 		fi
 		sleep 1
 	done
-	echo "no version=$1 pod left, $(($(date +%s) - started)) s after the scale-down"
+	echo "$2 version=$1 pod(s) left, $(($(date +%s) - started)) s after the scale-down"
 }
 
 drain() {
@@ -147,7 +149,7 @@ drain() {
 	echo "== drain: ${DRAIN_S} s more for every node's kube-proxy and open connections, then version=$old to 0"
 	sleep "$DRAIN_S"
 	k scale deployment "model-server-$old" --replicas=0
-	wait_gone "$old"
+	wait_pods "$old" 0
 }
 
 delete_old() {
@@ -202,6 +204,10 @@ run_test() {
 	switch green
 	drain
 	sleep "$STEP_S"
+	echo "== the live colour loses a pod under load: removed while the slices list it (the preStop sleep's case)"
+	k scale deployment model-server-green --replicas=1
+	wait_pods green 1
+	sleep "$STEP_S"
 	if [ "$(k get job load-generator -o jsonpath='{.status.active}')" != "1" ]; then
 		echo "the load ended before the last step: raise DURATION_S in load-generator.yaml" >&2
 		exit 1
@@ -223,10 +229,10 @@ run_test() {
 		}
 	done
 	if [ "$failed" -ne 0 ]; then
-		echo "$failed request(s) failed across the switches and the drain (see \"errors\" above)" >&2
+		echo "$failed request(s) failed across the switches, the drain and the scale-down (see \"errors\" above)" >&2
 		exit 1
 	fi
-	echo "== no failed request across switch, rollback, switch and drain; both versions answered"
+	echo "== no failed request across switch, rollback, switch, drain and scale-down; both versions answered"
 }
 
 down() { kubectl --context "$CONTEXT" delete namespace "$NS" --ignore-not-found --timeout=120s; }
