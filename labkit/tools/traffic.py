@@ -159,15 +159,32 @@ def routed_live(directory: str | Path) -> str | None:
     return None
 
 
-def reload(project: str) -> None:
-    """``nginx -t`` then ``nginx -s reload`` in the project's proxy: SwitchError with nginx's
-    words when the configuration is refused (the running one then stays in force)."""
+#: The PIDs of the proxy's nginx workers, from their process titles ("nginx: worker process").
+WORKERS = ("for p in /proc/[0-9]*; do tr '\\0' ' ' < $p/cmdline 2>/dev/null | grep -q '^nginx: worker' "
+           "&& echo ${p#/proc/}; done; true")
+
+
+def workers(proxy) -> set[str]:
+    _, output = proxy.exec_run(["sh", "-c", WORKERS])
+    return set(output.decode().split())
+
+
+def reload(project: str, *, timeout: float = 15.0) -> None:
+    """``nginx -t`` then ``nginx -s reload`` in the project's proxy, then wait until every worker
+    that ran before has exited: ``nginx -s reload`` only signals the master, and until an old
+    worker has taken in its signal it still accepts new connections with the old routes
+    (measured: 27 of 1,335 requests sent after a switch had returned went to the old release when
+    the switch waited only for one answer from the new one). SwitchError with nginx's words when
+    the configuration is refused (the running one then stays in force)."""
     proxy = compose.container(project, "proxy")
+    before = workers(proxy)
     for argv in (["nginx", "-t"], ["nginx", "-s", "reload"]):
         code, output = proxy.exec_run(argv)
         if code != 0:
             raise SwitchError(f"`{' '.join(argv)}` in {proxy.name} failed (exit {code}): "
                               f"{output.decode(errors='replace').strip()[-600:]}")
+    wait_until(lambda: not before & workers(proxy), timeout=timeout, every=0.05,
+               what="nginx's old workers to finish their requests and exit", error=SwitchError)
 
 
 def version_at(port: int, *, timeout: float = 3.0) -> str:
