@@ -5,8 +5,8 @@ Its layers, each importing only the ones listed before it (tests/test_layout.py 
 - ``labkit.core``: shared vocabulary (paths), and bounded background tasks (background).
 - ``labkit.machine``: what this machine has (probes, capabilities, doctor, gpu, throughput,
   accelerators, base images).
-- ``labkit.tools``: the tools a lab drives (dockerlab, dockerfile, compose, k8s, commands, lint,
-  secretscan, masked, plots, autoscale, traffic).
+- ``labkit.tools``: the tools a lab drives (dockerlab, dockerfile, compose, k8s, bluegreen_k8s, commands,
+  lint, secretscan, masked, plots, autoscale, traffic).
 - ``labkit.serving``: the sample model server and its HTTP contracts (app, contract, load,
   capacity).
 - ``labkit.cloud``: the platforms on emulators and real accounts (spend, emulators, aws,
@@ -33,8 +33,8 @@ import sys
 LAYERS = {
     "core": ("paths",),
     "machine": ("probes", "capabilities", "doctor", "images"),
-    "tools": ("commands", "dockerlab", "compose", "k8s", "lint", "secretscan", "masked", "plots", "autoscale",
-              "traffic"),
+    "tools": ("commands", "dockerlab", "compose", "k8s", "bluegreen_k8s", "lint", "secretscan", "masked", "plots",
+              "autoscale", "traffic"),
     "serving": ("contract", "load", "capacity"),
     "cloud": ("spend", "emulators", "aws", "sagemaker", "autoscaling", "alarms", "bluegreen", "vertex"),
     "course": ("cells", "checks", "build", "grade", "grade_engine", "student", "lab", "syllabus"),

@@ -166,6 +166,32 @@ CHEATS = {
                ("names", "CPU_TARGET, MIN_REPLICAS, MAX_REPLICAS = 50, 2, 8  # the lab's figures, redefined"),
                ("cleanup-made", "AWS.delete_all = lambda: []  # nothing is deleted\nMADE = []")],
         fails={"07.max-rps", "07.target-tracking", "07.hpa-rule", "07.hpa-behavior", "07.hpa-manifest", "07.cleanup"}),
+    "08": Cheat(
+        sources={
+            # health only: a release that answers wrongly passes, so release() switches users to it
+            "smoke-test": "import urllib.request\n\n\ndef smoke_test(port):\n"
+                          "    try:\n"
+                          "        with urllib.request.urlopen(f'http://127.0.0.1:{port}/readyz', timeout=5) as r:\n"
+                          "            return [] if r.status == 200 else ['not ready']\n"
+                          "    except OSError as exc:\n"
+                          "        return [str(exc)]",
+            # confidence felt, not counted
+            "confident": "def confident(counts):\n    return True\n\n\n"
+                         "if traffic.routed_live(STACK_DIR) != 'green':\n    release()\n"
+                         "traffic.remove_release(STACK_DIR, PROJECT, 'blue')",
+            # Services that select by name only: users get both releases at once
+            "k8s-services": "%%writefile work/08/k8s/bluegreen/services.yaml\n" + "---\n".join(
+                "apiVersion: v1\nkind: Service\nmetadata:\n  name: " + name + "\nspec:\n  type: ClusterIP\n"
+                "  selector:\n    app.kubernetes.io/name: model-server\n  ports:\n    - name: http\n"
+                "      port: 8080\n      targetPort: http\n" for name in ("model-server", "model-server-preview")),
+            # a canary of 60 %: over SageMaker's limit of 50
+            "request": next(c.source for c in nbformat.read(paths.solution_for("08"), as_version=4).cells
+                            if c.id == "request").replace('"Value": 10}', '"Value": 60}')},
+        added=[("names", "SWITCH_REQUESTS, CONFIDENCE_REQUESTS = 10, 1  # the lab's figures, redefined"),
+               ("cleanup-made", "AWS.delete_all = lambda: []  # nothing is deleted\n"
+                                "alarms.delete_alarm = lambda cloudwatch, name: None\nMADE, ALARMS_MADE = [], []")],
+        fails={"08.smoke-test", "08.refused", "08.blue-retired", "08.k8s-services", "08.sagemaker-request",
+               "08.cleanup"}),
 }
 
 # For the tampered run: the exercise cells the student really solves (None: as the solution does),
@@ -190,6 +216,7 @@ SOLVED_FOR_REAL = {
     "05": ({"package": None}, ["05.model-archive"]),
     "06": ({"dockerfile": None}, ["06.contract"]),
     "07": ({"max-rps": None, "hpa-manifest": None}, ["07.max-rps", "07.hpa-manifest"]),
+    "08": ({"smoke-test": None, "k8s-services": None}, ["08.smoke-test", "08.k8s-services"]),
 }
 WITHOUT_KUBECTL = {"02", "03"}  # tampered with kubectl off PATH and a kind on it
 # The unsolved lab's image checks must say that the Dockerfile does not build (not "stale").
@@ -308,7 +335,7 @@ class Runs:
     time, never two of one lab at once (their names and labels are the lab's), nor two labs that
     syllabus.can_run_together says must not share the engine."""
 
-    ORDER = ("07", "05", "02", "01", "04", "03", "06", "00")  # the longest labs first
+    ORDER = ("07", "08", "05", "02", "01", "04", "03", "06", "00")  # the longest labs first
 
     def __init__(self, folder: Path):
         self.folder = folder

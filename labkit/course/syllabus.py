@@ -35,6 +35,7 @@ LABS: dict[str, LabNeeds] = {
     "05": LabNeeds(("docker", "base-images"), services=("moto",)),
     "06": LabNeeds(("docker", "base-images", "cloud-sdks"), services=("vertex-standin",)),
     "07": LabNeeds(("docker", "base-images", "compose"), services=("moto",)),
+    "08": LabNeeds(("docker", "base-images", "compose"), services=("moto",)),
 }
 
 
