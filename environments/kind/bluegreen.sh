@@ -25,9 +25,7 @@
 set -eu
 
 HERE="$(cd "$(dirname "$0")" && pwd)"
-ROOT="$(cd "$HERE/../.." && pwd)"
-NAME="${LABKIT_CLUSTER:-labkit}"
-CONTEXT="kind-$NAME"
+. "$HERE/common.sh"
 NS=labkit-08
 IMAGE=labkit/08-app:v1
 BG_DIR="${BG_DIR:-$ROOT/environments/k8s/bluegreen}"   # lab 08 passes the student's copy
@@ -39,21 +37,9 @@ DRAIN_S="${BG_DRAIN_S:-15}"     # after that, before the idle colour is scaled d
 STEP_S="${BG_STEP_S:-10}"       # load on each state during `test`
 ROLLOUT_S=180
 
-missing=""
-need() {
-	command -v "$1" > /dev/null 2>&1 || missing="$missing
-- $1: $2"
-}
-check_tools() {
-	need kind "https://kind.sigs.k8s.io/docs/user/quick-start/#installation"
-	need kubectl "https://kubernetes.io/docs/tasks/tools/"
-	need docker "https://docs.docker.com/engine/install/"
-	if [ -n "$missing" ]; then
-		echo "bluegreen.sh cannot run the blue-green steps here; missing:$missing" >&2
-		echo "The manifests are still validated offline (tests/test_bluegreen_k8s.py), and the switch" >&2
-		echo "checked on them (labkit.tools.bluegreen_k8s.switch_problems)." >&2
-		exit 3
-	fi
+tools() {
+	check_tools "bluegreen.sh (the blue-green steps)" "The manifests are still validated offline (tests/test_bluegreen_k8s.py), and the switch
+checked on them (labkit.tools.bluegreen_k8s.switch_problems)."
 }
 
 k() { kubectl --context "$CONTEXT" -n "$NS" "$@"; }
@@ -239,11 +225,11 @@ down() { kubectl --context "$CONTEXT" delete namespace "$NS" --ignore-not-found 
 
 case "${1:-}" in
 up | status | drain | down)
-	check_tools
+	tools
 	"$1"
 	;;
 delete-old)
-	check_tools
+	tools
 	delete_old
 	;;
 switch)
@@ -252,15 +238,15 @@ switch)
 		exit 2
 	}
 	other "$2" > /dev/null
-	check_tools
+	tools
 	switch "$2"
 	;;
 test)
-	check_tools
+	tools
 	run_test
 	;;
 run)
-	check_tools
+	tools
 	trap down EXIT
 	up
 	run_test

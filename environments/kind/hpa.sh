@@ -17,9 +17,7 @@
 set -eu
 
 HERE="$(cd "$(dirname "$0")" && pwd)"
-ROOT="$(cd "$HERE/../.." && pwd)"
-NAME="${LABKIT_CLUSTER:-labkit}"
-CONTEXT="kind-$NAME"
+. "$HERE/common.sh"
 NS=labkit-07
 IMAGE=labkit/07-app:v1
 HPA_DIR="${HPA_DIR:-$ROOT/environments/k8s/hpa}"   # lab 07 passes the student's copy (work/07/k8s/hpa)
@@ -28,22 +26,9 @@ METRICS_SERVER="https://github.com/kubernetes-sigs/metrics-server/releases/downl
 GROW_S="${HPA_GROW_S:-180}"       # how long to watch replicas grow under load
 SHRINK_S="${HPA_SHRINK_S:-150}"   # how long to watch them shrink once the load stops
 
-missing=""
-need() {
-	command -v "$1" > /dev/null 2>&1 || missing="$missing
-- $1: $2"
-}
-check_tools() {
-	need kind "https://kind.sigs.k8s.io/docs/user/quick-start/#installation"
-	need kubectl "https://kubernetes.io/docs/tasks/tools/"
-	need docker "https://docs.docker.com/engine/install/"
-	need timeout "coreutils (it bounds every watch)"
-	if [ -n "$missing" ]; then
-		echo "hpa.sh cannot run the HPA steps here; missing:$missing" >&2
-		echo "The HPA manifest is still validated offline (tests/test_autoscale.py); the lab's Compose" >&2
-		echo "control loop (labkit.autoscale) runs without any of these." >&2
-		exit 3
-	fi
+tools() {
+	check_tools "hpa.sh (the HPA steps)" "The HPA manifest is still validated offline (tests/test_autoscale.py); the lab's Compose
+control loop (labkit.autoscale) runs without any of these." timeout "coreutils (it bounds every watch)"
 }
 
 k() { kubectl --context "$CONTEXT" "$@"; }
@@ -96,11 +81,11 @@ down() { k delete namespace "$NS" --ignore-not-found --timeout=120s; }
 
 case "${1:-}" in
 up | load | describe | down)
-	check_tools
+	tools
 	"$1"
 	;;
 run)
-	check_tools
+	tools
 	trap down EXIT
 	up
 	load
