@@ -61,7 +61,7 @@ def test_two_colours_of_one_image_and_a_live_and_a_preview_service(docs):
         "Service/model-server", "Service/model-server-preview"]
     assert {d["metadata"].get("namespace") for d in docs if d["kind"] != "Namespace"} == {"labkit-08"}
     assert all(d["metadata"]["labels"]["labkit.lab"] == "08" for d in docs)
-    for colour in bg.COLOURS:
+    for colour in bg.COLORS:
         deployment = named(docs, "Deployment", bg.deployment_name(colour))
         assert deployment["spec"]["selector"]["matchLabels"] == {"app.kubernetes.io/name": "model-server",
                                                                  "version": colour}
@@ -74,7 +74,7 @@ def test_two_colours_of_one_image_and_a_live_and_a_preview_service(docs):
 
 
 def test_pods_sleep_in_prestop_within_their_grace_period(docs):
-    for colour in bg.COLOURS:
+    for colour in bg.COLORS:
         deployment = named(docs, "Deployment", bg.deployment_name(colour))
         assert container(deployment)["lifecycle"] == {"preStop": {"sleep": {"seconds": 10}}}
         assert k8s.pod_spec(deployment)["terminationGracePeriodSeconds"] == 30
@@ -138,7 +138,7 @@ def test_pods_without_a_version_label_and_a_selector_that_is_not_the_templates(d
 # ---------------------------------------------------------------- the drain check
 
 def test_drain_problems_name_what_would_fail_requests(docs):
-    blue, green = (named(docs, "Deployment", bg.deployment_name(c)) for c in bg.COLOURS)
+    blue, green = (named(docs, "Deployment", bg.deployment_name(c)) for c in bg.COLORS)
     del container(blue)["lifecycle"]
     k8s.pod_spec(green)["terminationGracePeriodSeconds"] = 15
     problems = bg.drain_problems(docs)
@@ -253,7 +253,7 @@ class StandInCluster:
         raise AssertionError(args)
 
     def pods(self, selector, namespace=None, context=None):
-        return [pod(f"{c}-{i}", c) for c in bg.COLOURS for i in (1, 2)]
+        return [pod(f"{c}-{i}", c) for c in bg.COLORS for i in (1, 2)]
 
     def kubectl(self, *args, context=None, **kwargs):
         service, patch = args[4], json.loads(args[args.index("-p") + 1])

@@ -28,13 +28,13 @@ from itertools import combinations
 from ..core.errors import RequirementNotMet
 from ..core.waiting import wait_until
 from . import k8s
+from .traffic import COLORS, other
 
 NAMESPACE = "labkit-08"
 APP = "model-server"
 LIVE = "model-server"
 PREVIEW = "model-server-preview"
 VERSION_LABEL = "version"
-COLOURS = ("blue", "green")
 #: How long the sample server waits for in-flight requests after SIGTERM unless SHUTDOWN_GRACE_S
 #: says otherwise (environments/app/model_server/config.py).
 SERVER_SHUTDOWN_GRACE_S = 10.0
@@ -43,22 +43,11 @@ SERVER_SHUTDOWN_GRACE_S = 10.0
 MIN_PRESTOP_S = 5
 
 
-def other(version: str) -> str:
-    """The other colour."""
-    if version not in COLOURS:
-        raise ValueError(f"version {version!r}: blue or green")
-    return COLOURS[1 - COLOURS.index(version)]
-
-
 def deployment_name(version: str) -> str:
     return f"{APP}-{version}"
 
 
 # ---------------------------------------------------------------- reading documents
-
-def _selects(selector: dict, labels: dict) -> bool:
-    return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
-
 
 def _match_labels(deployment: dict) -> dict:
     return ((deployment.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
@@ -86,7 +75,7 @@ def switch_problems(docs: list[dict], *, live: str = LIVE, preview: str = PREVIE
     """What stops a clean blue-green switch in these manifests. Empty list: none."""
     problems: list[str] = []
     deployments = [d for d in docs if d.get("kind") == "Deployment"]
-    by_colour: dict[str, list[str]] = {c: [] for c in COLOURS}
+    by_colour: dict[str, list[str]] = {c: [] for c in COLORS}
     for d in deployments:
         labels, match = k8s.template_labels(d), _match_labels(d)
         colour = labels.get(VERSION_LABEL)
@@ -94,7 +83,7 @@ def switch_problems(docs: list[dict], *, live: str = LIVE, preview: str = PREVIE
             problems.append(f"{k8s.name_of(d)}: its pods have no {VERSION_LABEL} label: no selector can tell "
                             "them from the other colour's")
             continue
-        if colour not in COLOURS:
+        if colour not in COLORS:
             problems.append(f"{k8s.name_of(d)}: {VERSION_LABEL}={colour}: use blue or green")
         else:
             by_colour[colour].append(k8s.name_of(d))
@@ -113,7 +102,7 @@ def switch_problems(docs: list[dict], *, live: str = LIVE, preview: str = PREVIE
                             "one per colour")
     for a, b in combinations(deployments, 2):
         for one, two in ((a, b), (b, a)):
-            if _selects(_match_labels(one), k8s.template_labels(two)):
+            if k8s.selects(_match_labels(one), k8s.template_labels(two)):
                 problems.append(f"{k8s.name_of(one)}: its selector {_match_labels(one)} also matches the pods of "
                                 f"{k8s.name_of(two)}: Deployments with overlapping selectors fight over pods")
     selected = {}
@@ -123,7 +112,7 @@ def switch_problems(docs: list[dict], *, live: str = LIVE, preview: str = PREVIE
             problems.append(f"no Service {name}")
             continue
         selector = (svc.get("spec") or {}).get("selector") or {}
-        matched = [k8s.name_of(d) for d in deployments if _selects(selector, k8s.template_labels(d))]
+        matched = [k8s.name_of(d) for d in deployments if k8s.selects(selector, k8s.template_labels(d))]
         where = f"{k8s.name_of(svc)}: selector {selector}"
         if not selector:
             problems.append(f"{k8s.name_of(svc)}: no selector: it sends traffic to no pod")

@@ -229,6 +229,11 @@ def template_labels(doc: dict) -> dict:
     return (((doc.get("spec") or {}).get("template") or {}).get("metadata") or {}).get("labels") or {}
 
 
+def selects(selector: dict, labels: dict) -> bool:
+    """Whether a (non-empty) label selector matches these labels, as a Service's selector matches pods."""
+    return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
+
+
 def selector_problems(docs: list[dict]) -> list[str]:
     """A workload's selector must match its template's labels; a Service must select the pods
     of some workload in the same documents."""
@@ -248,7 +253,7 @@ def selector_problems(docs: list[dict]) -> list[str]:
         selector = (svc.get("spec") or {}).get("selector") or {}
         if not selector:
             problems.append(f"{name_of(svc)}: no selector: it sends traffic to no pod")
-        elif not any(all(template_labels(w).get(k) == v for k, v in selector.items()) for w in workloads):
+        elif not any(selects(selector, template_labels(w)) for w in workloads):
             problems.append(f"{name_of(svc)}: selector {selector} matches no pod template here")
     return problems
 
