@@ -153,10 +153,8 @@ def routed_live(directory: str | Path) -> str | None:
     path = Path(directory) / "nginx" / ROUTES
     if not path.exists():
         return None
-    for color in COLORS:
-        if path.read_text() == routes_text(color):
-            return color
-    return None
+    text = path.read_text()
+    return next((color for color in COLORS if text == routes_text(color)), None)
 
 
 #: The PIDs of the proxy's nginx workers, from their process titles ("nginx: worker process").
@@ -200,17 +198,21 @@ def switch(directory: str | Path, project: str, to: str, *, expect_version: str,
     started = time.monotonic()
     route(directory, to)
     reload(project)
-    port = compose.published_port(project, "proxy", LIVE_PORT)
+    wait_for_version(compose.published_port(project, "proxy", LIVE_PORT), expect_version, timeout=timeout,
+                     every=0.05, what=f"version {expect_version} on the live port")
+    return time.monotonic() - started
+
+
+def wait_for_version(port: int, version: str, *, timeout: float, every: float, what: str) -> None:
+    """Wait until ``GET /version`` on 127.0.0.1:``port`` answers ``version`` (an error is no answer yet)."""
 
     def answered() -> bool:
         try:
-            return version_at(port) == expect_version
+            return version_at(port) == version
         except OSError:
             return False
 
-    wait_until(answered, timeout=timeout, every=0.05, what=f"version {expect_version} on the live port",
-               error=SwitchError)
-    return time.monotonic() - started
+    wait_until(answered, timeout=timeout, every=every, what=what, error=SwitchError)
 
 
 def redeploy(directory: str | Path, project: str, color: str, *, expect_version: str, timeout: float = 90) -> None:
@@ -220,15 +222,8 @@ def redeploy(directory: str | Path, project: str, color: str, *, expect_version:
     compose.run(directory, project, "up", "-d", "--force-recreate", "--no-deps", color, show=False)
     compose.wait_healthy(project, (color,), timeout=timeout, show=False)
     port = ports(project)["live" if routed_live(directory) == color else "preview"]
-
-    def answered() -> bool:
-        try:
-            return version_at(port) == expect_version
-        except OSError:
-            return False
-
-    wait_until(answered, timeout=30, every=0.2, what=f"{color} answering {expect_version} through the proxy",
-               error=SwitchError)
+    wait_for_version(port, expect_version, timeout=30, every=0.2,
+                     what=f"{color} answering {expect_version} through the proxy")
 
 
 def served(port: int) -> dict[str, int]:
@@ -260,4 +255,4 @@ def remove_release(directory: str | Path, project: str, color: str) -> None:
 
 __all__ = ["COLORS", "LIVE_PORT", "NGINX_CONF", "PREVIEW_PORT", "ROUTES", "SwitchError", "other", "ports",
            "redeploy", "reload", "remove_release", "route", "routed_live", "routes_text", "served", "switch",
-           "version_at", "write_stack"]
+           "version_at", "wait_for_version", "write_stack"]
