@@ -179,8 +179,8 @@ def cores(directory: Path, project: str, counts=(1, 2, 4, 6), seconds: float = 1
     return rows
 
 
-def main(argv: list[str]) -> int:
-    which = set(argv) or {"reaction", "cores"}
+def measure(which: set[str]) -> dict:
+    """The figures of ``which`` ("reaction", "cores"), written to OUT and returned."""
     figures: dict = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     with tempfile.TemporaryDirectory() as workspace:
         try:
@@ -199,6 +199,11 @@ def main(argv: list[str]) -> int:
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(figures, indent=1))
     print(f"written to {OUT}")
+    return figures
+
+
+def main(argv: list[str]) -> int:
+    measure(set(argv) or {"reaction", "cores"})
     return 0
 
 

@@ -115,8 +115,7 @@ def loop_figures() -> dict:
     healthy, each known to within the loop's 2-s period."""
     from tests import autoscale_bench
 
-    autoscale_bench.main(["reaction"])
-    reaction = json.loads(autoscale_bench.OUT.read_text())["reaction"]
+    reaction = autoscale_bench.measure({"reaction"})["reaction"]
     print(f"lab 07: the control loop scaled up {reaction['decided_s']} s after the load started; the new "
           f"replica was healthy after {reaction['healthy_s']} s; {reaction['errors']} of {reaction['requests']} "
           "requests failed meanwhile")
