@@ -60,17 +60,17 @@ class LoadResult:
 
 def run_load(url: str, body: bytes, *, requests: int = 2000, concurrency: int = 8,
              max_seconds: float = 60, content_type: str = "application/json",
-             header: str | None = None) -> LoadResult:
-    """POST ``body`` to ``url`` from ``concurrency`` threads until ``requests`` are done, a new
-    connection each (``Connection: close``); ``header``: an answer header to record per request
-    (lab 08 records ``X-Model-Version``: which release answered)."""
+             header: str | None = None, stop: threading.Event | None = None) -> LoadResult:
+    """POST ``body`` to ``url`` from ``concurrency`` threads until ``requests`` are done (or
+    ``stop`` is set), a new connection each (``Connection: close``); ``header``: an answer header
+    to record per request (lab 08 records ``X-Model-Version``: which release answered)."""
     require_loopback(url)
     lock, latencies, errors, timeline = threading.Lock(), [], [0], []
     remaining = [requests]
     deadline = time.monotonic() + max_seconds
 
     def worker():
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and not (stop and stop.is_set()):
             with lock:
                 if remaining[0] == 0:
                     return
@@ -138,11 +138,14 @@ def run_across(url: str, body: bytes, action, *, requests: int = 3000, concurren
                after_s: float = 1.0, max_seconds: float = 60, header: str | None = "X-Model-Version") -> Across:
     """:func:`run_load` in a background thread, and ``action()`` called ``after_s`` seconds into
     it (a switch of releases): bounded like the load, on loopback only. An exception from
-    ``action`` is recorded, not raised, so the load is always waited for."""
+    ``action`` is recorded, not raised, and ends the load early: the rest of it would measure no
+    switch."""
     require_loopback(url)
     box: dict = {}
+    failed = threading.Event()
     thread = threading.Thread(target=lambda: box.update(result=run_load(
-        url, body, requests=requests, concurrency=concurrency, max_seconds=max_seconds, header=header)),
+        url, body, requests=requests, concurrency=concurrency, max_seconds=max_seconds, header=header,
+        stop=failed)),
         name="labkit-load-across", daemon=True)
     started = time.monotonic()
     thread.start()
@@ -153,6 +156,7 @@ def run_across(url: str, body: bytes, action, *, requests: int = 3000, concurren
         value = action()
     except Exception as exc:  # noqa: BLE001 - recorded: the caller reads it with the load's figures
         error = f"{type(exc).__name__}: {exc}"
+        failed.set()
     action_s = time.monotonic() - started - action_at
     thread.join(max_seconds + 15)
     return Across(box.get("result") or LoadResult(0, 0, 0.0, []), started, action_at, action_s, value, error)
