@@ -90,14 +90,10 @@ def capacity_figures() -> dict:
     body = json.dumps({"instances": [[5.1, 3.5, 1.4, 0.2]]}).encode()
     figures = {}
     for cpus in (0.5, 1.0):
-        with dockerlab.running("labkit/bench-final:v1", lab=LABEL, ports={8080: None},
-                               environment={"LOG_REQUESTS": "0"}, nano_cpus=int(cpus * 1e9)) as container:
-            dockerlab.wait_healthy(container, show=False)
-            url = f"http://127.0.0.1:{dockerlab.host_port(container, 8080)}/predict"
-            run_load(url, body, requests=200, concurrency=4)  # warm-up
-            print(f"lab 07: one replica at {cpus} CPU, stepped load (p99 objective {P99_OBJECTIVE_MS} ms)")
-            steps = capacity.step_load(url, body, rates=CAPACITY_RATES, seconds_per_step=5, max_requests=10000,
-                                       container=container)
+        print(f"lab 07: one replica at {cpus} CPU, stepped load (p99 objective {P99_OBJECTIVE_MS} ms)")
+        steps = capacity.measure_replica("labkit/bench-final:v1", body, lab=LABEL, cpus=cpus, rates=CAPACITY_RATES,
+                                         seconds_per_step=5, max_requests=10000, warmup=200,
+                                         environment={"LOG_REQUESTS": "0"})
         best = capacity.capacity(steps, P99_OBJECTIVE_MS)
         print(f"  capacity at {cpus} CPU: " + (f"{best.rps:.0f} rps (offered {best.offered_rps:.0f}, p99 "
                                               f"{best.p99_ms:.0f} ms, server {best.server_cpu:.2f} of its {cpus} "

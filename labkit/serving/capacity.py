@@ -27,7 +27,7 @@ import urllib.parse
 from pathlib import Path
 
 from ..core.errors import LabkitError, RequirementNotMet, TimedOut
-from .load import require_loopback
+from .load import require_loopback, run_load
 
 LOCUSTFILE = Path(__file__).with_name("locust_user.py")
 #: Requests a second one locust user sends at most. An offered rate is spread over
@@ -85,6 +85,26 @@ def step_load(url: str, body: bytes, *, rates=(50, 100, 200, 400), seconds_per_s
             print(step.line())
         steps.append(step)
     return steps
+
+
+def measure_replica(image: str, body: bytes, *, lab: str, cpus: float, rates, seconds_per_step: int,
+                    name: str | None = None, max_requests: int = 5000, warmup: int = 20,
+                    environment: dict | None = None, show: bool = True) -> list[Step]:
+    """One replica of ``image`` on loopback with a CPU limit of ``cpus`` (standing for an instance
+    size), warmed up with ``warmup`` requests (its first answers are slow), then :func:`step_load`;
+    the container is removed however the call ends. Lab 07's §1 and its check, and the bench,
+    measure with this one function."""
+    from ..tools import dockerlab
+    from .app import wait_ready
+
+    with dockerlab.running(image, lab=lab, name=name, nano_cpus=int(cpus * 1e9), ports={8080: None},
+                           environment=environment) as replica:
+        url = f"http://127.0.0.1:{wait_ready(replica, 8080)}/predict"
+        run_load(url, body, requests=warmup, concurrency=2)
+        if show:
+            print(f"one replica, {cpus} CPU, {seconds_per_step} s a step:")
+        return step_load(url, body, rates=rates, seconds_per_step=seconds_per_step, max_requests=max_requests,
+                         container=replica, show=show)
 
 
 def container_cpu_s(container) -> float:
