@@ -36,7 +36,7 @@ LAYERS = {
     "tools": ("commands", "dockerlab", "compose", "k8s", "bluegreen_k8s", "lint", "secretscan", "masked", "plots",
               "autoscale", "traffic"),
     "serving": ("contract", "load", "capacity"),
-    "cloud": ("spend", "emulators", "aws", "sagemaker", "autoscaling", "alarms", "bluegreen", "vertex"),
+    "cloud": ("prices", "spend", "emulators", "aws", "sagemaker", "autoscaling", "alarms", "bluegreen", "vertex"),
     "course": ("cells", "checks", "build", "grade", "grade_engine", "student", "lab", "syllabus"),
 }
 #: The module each short name (``labkit.dockerlab``) stands for.

@@ -4,7 +4,8 @@ A lab may create billable resources only after the student has credentials *and*
 set ``CONFIRM_SPEND = True`` having read the cost estimate (:func:`require_opt_in`).
 Every resource carries the tags of :func:`resource_tags`, so that a later sweep finds
 what an interrupted run left behind, and a :class:`Teardown` deletes what the run made,
-on error, on Ctrl-C and at interpreter exit.
+on error, on Ctrl-C and at interpreter exit. The estimate's hourly prices are the catalogue's
+(:mod:`labkit.cloud.prices`), with their region, date and confirmation.
 """
 
 from __future__ import annotations
@@ -19,41 +20,27 @@ from dataclasses import dataclass
 from ..core.errors import LabkitError
 from ..core import labels
 from ..core.labels import LAB_TAG, RUN_TAG  # noqa: F401 - spend.LAB_TAG/RUN_TAG, as callers know them
+from . import prices
+from .prices import HOURS_PER_MONTH
 
 HOURS_PER_DAY = 24
-HOURS_PER_MONTH = 730  # the pricing pages' month
 
-PRICES_CHECKED = "2026-11"
-PRICES_NOTE = (f"on-demand list prices in USD per instance-hour, noted {PRICES_CHECKED}; they change: re-check "
-               "https://aws.amazon.com/sagemaker/pricing/ (Real-Time Inference, us-east-1) and "
-               "https://cloud.google.com/vertex-ai/pricing (prediction, us-central1) before relying on them")
-REGIONS = {"sagemaker": "us-east-1", "vertex": "us-central1"}
-
-# SageMaker real-time inference, us-east-1. The CPU and g4dn figures agree across several
-# independent published tables; the official page's table could not be read from here.
-PRICES: dict[str, dict[str, float]] = {
-    "sagemaker": {
-        "ml.t2.medium": 0.056,
-        "ml.m5.large": 0.115,
-        "ml.m5.xlarge": 0.23,
-        "ml.c5.large": 0.102,
-        "ml.c5.xlarge": 0.204,
-        "ml.g4dn.xlarge": 0.736,
-        "ml.g5.xlarge": 1.41,  # UNCONFIRMED: published tables disagree (1.41, 1.21, 1.006)
-    },
-    # Vertex AI prediction (custom-trained models), us-central1, per node-hour; the T4 is
-    # billed per accelerator-hour on top of its machine. UNCONFIRMED: the pricing page's
-    # figures could not be read from here; these are the last known list prices.
-    "vertex": {
-        "n1-standard-2": 0.1093,
-        "n1-standard-4": 0.2186,
-        "e2-standard-2": 0.0771,
-        "e2-standard-4": 0.1541,
-        "NVIDIA_TESLA_T4": 0.4025,
-    },
-}
+#: The clouds of :func:`estimate`: their real-time endpoints' tables in :data:`prices.PRICES`.
+CLOUDS = ("sagemaker", "vertex")
+_ENTRIES = {cloud: prices.PRICES[cloud] for cloud in CLOUDS}
+#: ``{cloud: {instance or machine type: USD per hour}}``, as labs 05 and 06 know it: a view of the catalogue.
+PRICES: dict[str, dict[str, float]] = {cloud: {name: entry.usd for name, entry in entries.items()}
+                                       for cloud, entries in _ENTRIES.items()}
+REGIONS = {cloud: ", ".join(sorted({entry.region for entry in entries.values()}))
+           for cloud, entries in _ENTRIES.items()}
 # Figures not confirmed against a source; describe() tells the student to check them.
-UNCONFIRMED = frozenset({("sagemaker", "ml.g5.xlarge"), *(("vertex", t) for t in PRICES["vertex"])})
+UNCONFIRMED = frozenset((cloud, name) for cloud, entries in _ENTRIES.items() for name, entry in entries.items()
+                        if not entry.confirmed)
+PRICES_CHECKED = max(entry.noted for entries in _ENTRIES.values() for entry in entries.values())
+PRICES_NOTE = (f"on-demand list prices in USD per instance- or node-hour, noted {PRICES_CHECKED}; they change: "
+               "re-check " + " and ".join(f"{source} ({REGIONS[cloud]})" for cloud, entries in _ENTRIES.items()
+                              for source in sorted({entry.source for entry in entries.values()}))
+               + " before relying on them")
 
 
 class SpendNotConfirmed(LabkitError):
