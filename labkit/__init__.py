@@ -10,7 +10,7 @@ Its layers, each importing only the ones listed before it (tests/test_layout.py 
 - ``labkit.serving``: the sample model server and its HTTP contracts (app, contract, load,
   capacity).
 - ``labkit.cloud``: the platforms on emulators and real accounts (spend, emulators, aws,
-  sagemaker, autoscaling, alarms, bluegreen, vertex).
+  sagemaker, autoscaling, alarms, bluegreen, vertex, budgets).
 - ``labkit.course``: notebooks, checks and grading (cells, checks, build, lab, syllabus,
   grade, grade_engine, student).
 - ``labkit.cli``: the ``labkit`` command.
@@ -36,7 +36,8 @@ LAYERS = {
     "tools": ("commands", "dockerlab", "compose", "k8s", "bluegreen_k8s", "lint", "secretscan", "masked", "plots",
               "autoscale", "traffic"),
     "serving": ("contract", "load", "capacity"),
-    "cloud": ("prices", "spend", "emulators", "aws", "sagemaker", "autoscaling", "alarms", "bluegreen", "vertex"),
+    "cloud": ("prices", "spend", "emulators", "aws", "sagemaker", "autoscaling", "alarms", "bluegreen", "vertex",
+              "budgets"),
     "course": ("cells", "checks", "build", "grade", "grade_engine", "student", "lab", "syllabus"),
 }
 #: The module each short name (``labkit.dockerlab``) stands for.

@@ -1,6 +1,7 @@
-"""The labs' tagged AWS resources: listing SageMaker resources, S3 buckets and ECR repositories by
-their ``labkit-`` names and ``labkit-lab``/``labkit-run`` tags, with the Application Auto Scaling
-configuration of those endpoints (lab 07), deleting them (gone already is fine), and
+"""The labs' tagged AWS resources: listing SageMaker resources, S3 buckets, ECR repositories and
+budgets (lab 09) by their ``labkit-`` names and ``labkit-lab``/``labkit-run`` tags, with the
+Application Auto Scaling configuration of those endpoints (lab 07), deleting them (gone already
+is fine), and
 :func:`sweep`, which finds what interrupted runs left behind (``labkit sweep --aws``)."""
 
 from __future__ import annotations
@@ -44,7 +45,8 @@ def gone(exc: ClientError) -> bool:
     """True when the error says the resource no longer exists (deleting it again is then fine)."""
     error = exc.response.get("Error", {})
     code, message = error.get("Code", ""), error.get("Message", "")
-    return (code in ("NoSuchBucket", "RepositoryNotFoundException", "ResourceNotFound", "404", "NotFound")
+    return (code in ("NoSuchBucket", "RepositoryNotFoundException", "ResourceNotFound", "404", "NotFound",
+                     "NotFoundException")
             or (code == "ValidationException" and "Could not find" in message))
 
 
@@ -127,6 +129,43 @@ def sagemaker_leftovers(sm, aas, lab: str | None, run: str | None = None) -> lis
         return found
 
 
+def budget_names(budgets, account_id: str) -> list[str]:
+    """The names of every budget of ``account_id`` (none: AWS may answer NotFoundException)."""
+    try:
+        return [b["BudgetName"] for page in budgets.get_paginator("describe_budgets").paginate(AccountId=account_id)
+                for b in page.get("Budgets", [])]
+    except ClientError as exc:
+        if gone(exc):
+            return []
+        raise
+
+
+def budget_leftovers(budgets, account_id: str, lab: str | None, run: str | None = None) -> list[Leftover]:
+    """The budgets of ``account_id`` named ``labkit-…`` and tagged ``labkit-lab`` (of ``lab`` and
+    ``run`` when given), their tags read with ListTagsForResource. Budgets whose tags cannot be
+    read (moto 5.2.5 keeps none and answers HTTP 500; an account may deny the permission), or
+    that cannot be listed at all, are left out with a note."""
+    start, found, unread = prefix(lab), [], []
+    try:
+        names = [name for name in budget_names(budgets, account_id) if name.startswith(start)]
+    except ClientError as exc:
+        print(f"note: could not list the account's budgets ({exc.response['Error'].get('Code')}): left out")
+        return []
+    for name in names:
+        try:
+            tags = _tags(budgets.list_tags_for_resource(
+                ResourceARN=f"arn:aws:budgets::{account_id}:budget/{name}").get("ResourceTags", []))
+        except ClientError as exc:
+            unread.append(f"{name} ({exc.response['Error'].get('Code')})")
+            continue
+        if _wanted(tags, lab, run):
+            found.append(Leftover("budget", name, tags))
+    if unread:
+        print(f"note: the tags of budget(s) {', '.join(unread)} could not be read: left out (delete them by hand "
+              "if a lab made them)")
+    return found
+
+
 def find_quota(sq, quota_name: str) -> dict | None:
     """The account's applied quota by name, else AWS's default; None when neither lists it."""
     for operation in ("list_service_quotas", "list_aws_default_service_quotas"):
@@ -139,14 +178,15 @@ def find_quota(sq, quota_name: str) -> dict | None:
 
 def sweep(*, session=None, moto=None, delete: bool = False, lab: str | None = None,
           run: str | None = None) -> list[Leftover]:
-    """Every SageMaker endpoint/endpoint config/model, S3 bucket and ECR repository tagged
+    """Every SageMaker endpoint/endpoint config/model, S3 bucket, ECR repository and budget tagged
     ``labkit-lab``, and the scaling configuration of those endpoints (:func:`sagemaker_leftovers`).
 
     Only names starting with ``labkit-`` are looked at (all of labkit's do), then their tags
     decide; untagged ones are never touched. ``lab`` and ``run`` narrow it; ``delete=True``
     removes what was found (scaling first, then endpoints) and prints a line each. It looks in the
     session's region only (S3 bucket names are global); an endpoint still Creating cannot be
-    deleted yet and is reported: sweep again a few minutes later.
+    deleted yet and is reported: sweep again a few minutes later. Budgets are the account's,
+    whatever the region.
     """
     def client(service):
         return moto.client(service) if moto else (session or boto3.Session()).client(service)
@@ -168,6 +208,8 @@ def sweep(*, session=None, moto=None, delete: bool = False, lab: str | None = No
                 tags = _tags(ecr.list_tags_for_resource(resourceArn=repo["repositoryArn"]).get("tags", []))
                 if _wanted(tags, lab, run):
                     found.append(Leftover("repository", repo["repositoryName"], tags, repo.get("createdAt")))
+    budgets, account = client("budgets"), client("sts").get_caller_identity()["Account"]
+    found += budget_leftovers(budgets, account, lab, run)
     if delete:
         for item in found:
             try:
@@ -175,6 +217,8 @@ def sweep(*, session=None, moto=None, delete: bool = False, lab: str | None = No
                     delete_bucket(s3, item.name)
                 elif item.kind == "repository":
                     ignore_gone(lambda repo=item.name: ecr.delete_repository(repositoryName=repo, force=True))
+                elif item.kind == "budget":
+                    ignore_gone(lambda name=item.name: budgets.delete_budget(AccountId=account, BudgetName=name))
                 else:
                     delete_leftover(sm, aas, item.kind, item.name)
                 print(f"deleted {item.describe()}")

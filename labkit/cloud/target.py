@@ -16,7 +16,7 @@ from . import spend
 class Leftover:
     """A resource a lab made, found by its ``labkit-lab``/``labkit-run`` tags or labels.
 
-    ``kind`` is "endpoint", "endpoint-config", "model", "bucket" or "repository" on AWS (and
+    ``kind`` is "endpoint", "endpoint-config", "model", "bucket", "repository" or "budget" on AWS (and
     "scheduled-action", "scaling-policy" or "scalable-target" of an endpoint's variant, which
     carry their endpoint's tags), and "endpoint", "deployed model" or "model" on Vertex; ``name``
     is what deletes it (the AWS name or ResourceId, the Vertex resource name); ``display_name``
