@@ -6,7 +6,7 @@ Its layers, each importing only the ones listed before it (tests/test_layout.py 
 - ``labkit.machine``: what this machine has (probes, capabilities, doctor, gpu, throughput,
   accelerators, base images).
 - ``labkit.tools``: the tools a lab drives (dockerlab, dockerfile, compose, k8s, bluegreen_k8s, commands,
-  lint, secretscan, masked, plots, autoscale, traffic).
+  lint, secretscan, masked, plots, autoscale, traffic, usage).
 - ``labkit.serving``: the sample model server and its HTTP contracts (app, contract, load,
   capacity).
 - ``labkit.cloud``: the platforms on emulators and real accounts (spend, emulators, aws,
@@ -34,7 +34,7 @@ LAYERS = {
     "core": ("paths",),
     "machine": ("probes", "capabilities", "doctor", "images"),
     "tools": ("commands", "dockerlab", "compose", "k8s", "bluegreen_k8s", "lint", "secretscan", "masked", "plots",
-              "autoscale", "traffic"),
+              "autoscale", "traffic", "usage"),
     "serving": ("contract", "load", "capacity"),
     "cloud": ("prices", "spend", "emulators", "aws", "sagemaker", "autoscaling", "alarms", "bluegreen", "vertex",
               "budgets"),

@@ -180,11 +180,14 @@ class ComposeReplicas:
                    scale={self.service: replicas}, timeout=self.scale_timeout, show=False)
 
 
-def sample_stack(directory: str | Path, *, lab: str, image: str, app_cpus: str | None = None) -> Path:
+def sample_stack(directory: str | Path, *, lab: str, image: str, app_cpus: str | None = None,
+                 reservations: dict[str, dict[str, str]] | None = None) -> Path:
     """Lab 02's reference stack (``environments/compose``: the sample app behind nginx, which
     re-resolves the app's replicas every 5 s) written to ``directory`` for ``lab``: its ``image``
-    for the app, its label on every service and network, and ``app_cpus`` as the app's CPU limit
-    when given. Returns the directory, for ``compose.up`` and :class:`ComposeReplicas`."""
+    for the app, its label on every service and network, ``app_cpus`` as the app's CPU limit
+    when given, and ``reservations`` ({service: {"cpus": "0.25", "memory": "128M"}}) as those
+    services' ``deploy.resources.reservations``, next to the limits the stack sets (lab 09 reads
+    them as requests). Returns the directory, for ``compose.up`` and :class:`ComposeReplicas`."""
     source, directory = paths.ENVIRONMENTS / "compose", Path(directory)
     doc = yaml.safe_load((source / "compose.yaml").read_text())
     for spec in doc["services"].values():
@@ -192,6 +195,10 @@ def sample_stack(directory: str | Path, *, lab: str, image: str, app_cpus: str |
     doc["services"]["app"]["image"] = image
     if app_cpus is not None:
         doc["services"]["app"]["deploy"]["resources"]["limits"]["cpus"] = app_cpus
+    for service, reserved in (reservations or {}).items():
+        if service not in doc["services"]:
+            raise ValueError(f"the stack has no service {service!r} (it has {', '.join(doc['services'])})")
+        doc["services"][service]["deploy"]["resources"]["reservations"] = dict(reserved)
     doc["networks"]["default"]["labels"] = {labels.LAB: lab}
     directory.mkdir(parents=True, exist_ok=True)
     shutil.copytree(source / "nginx", directory / "nginx", dirs_exist_ok=True)

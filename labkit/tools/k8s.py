@@ -20,6 +20,7 @@ would type; :func:`unschedulable_reason` says why a pod stays Pending. The lab c
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -189,6 +190,23 @@ def load(path: str | Path) -> list[dict]:
 
 def name_of(doc: dict) -> str:
     return f"{doc.get('kind', '?')}/{(doc.get('metadata') or {}).get('name', '?')}"
+
+
+#: Resource quantity suffixes: binary (Ki…Ei) and decimal (m…E), and the n and u the metrics API writes.
+_SUFFIXES = {"n": 1e-9, "u": 1e-6, "m": 1e-3, "": 1, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15,
+             "E": 1e18, **{f"{p}i": 1024.0 ** (n + 1) for n, p in enumerate("KMGTPE")}}
+
+
+def quantity(value: str | int | float) -> float:
+    """A resource quantity as a plain number: ``"250m"`` → 0.25 (cores), ``"128Mi"`` → 134217728
+    and ``"1G"`` → 1e9 (bytes), ``"1e3"`` → 1000.0. ValueError for anything else."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    found = re.fullmatch(r"([+-]?(?:\d+\.?\d*|\.\d+))([eE][+-]?\d+|[KMGTPE]i|[numkMGTPE]?)", str(value).strip())
+    if not found:
+        raise ValueError(f"{value!r} is not a Kubernetes quantity (such as 250m, 0.5, 128Mi or 1G)")
+    number, suffix = found.groups()
+    return float(number) * _SUFFIXES[suffix] if suffix in _SUFFIXES else float(number + suffix)
 
 
 # ---------------------------------------------------------------- validating
