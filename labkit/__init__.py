@@ -9,8 +9,8 @@ Its layers, each importing only the ones listed before it (tests/test_layout.py 
   lint, secretscan, masked, plots, autoscale, traffic, usage).
 - ``labkit.serving``: the sample model server and its HTTP contracts (app, contract, load,
   capacity).
-- ``labkit.cloud``: the platforms on emulators and real accounts (spend, emulators, aws,
-  sagemaker, autoscaling, alarms, bluegreen, vertex, budgets).
+- ``labkit.cloud``: the platforms on emulators and real accounts (prices, spend, emulators,
+  aws, sagemaker, autoscaling, alarms, bluegreen, vertex, budgets).
 - ``labkit.course``: notebooks, checks and grading (cells, checks, build, lab, syllabus,
   grade, grade_engine, student).
 - ``labkit.cli``: the ``labkit`` command.
