@@ -216,7 +216,7 @@ def test_gcp_budget_rules_are_one_based_with_their_basis():
 def test_creating_a_gcp_budget_refuses_without_opt_in(monkeypatch, confirm, reason):
     from google.cloud.billing import budgets_v1
     monkeypatch.setattr(budgets_v1, "BudgetServiceClient", lambda *a, **k: pytest.fail("a client was made"))
-    with pytest.raises(spend.SpendNotConfirmed, match="billingAccounts/0123-4567-89AB"):
-        budgets.create_gcp_budget(budgets_v1.Budget(), "0123-4567-89AB", confirm_spend=confirm,
+    with pytest.raises(spend.SpendNotConfirmed, match="billingAccounts/000000-000000-000000"):
+        budgets.create_gcp_budget(budgets_v1.Budget(), "000000-000000-000000", confirm_spend=confirm,
                                   credentials_reason=reason)
 
