@@ -1,6 +1,6 @@
 """Lab 09's budgets and cost queries: an AWS budget and its notifications read back as data for
 the checks, the run's budgets deleted by name, Cost Explorer answers seeded on moto from the
-lab's own computed costs, a recorder of the requests a student's function sends, and the GCP
+lab's own computed costs and the queries that reached it, and the GCP
 billing budget request (sent only opted in).
 
 What moto 5.2.5 does (server mode, measured with boto3 1.44.8): it stores budgets and
@@ -30,11 +30,9 @@ get_cost_and_usage                     nothing unless seeded (:func:`seed_cost_a
 
 from __future__ import annotations
 
-import copy
 import json
 import urllib.request
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
@@ -62,7 +60,7 @@ class Notification:
     comparison: str
     threshold: float
     threshold_type: str
-    subscribers: tuple[Subscriber, ...]
+    subscribers: tuple[Subscriber, ...] | None  # None: not readable here (see read_budget)
 
 
 @dataclass(frozen=True)
@@ -93,7 +91,9 @@ def read_budget(client, account_id: str, name: str, *, moto=None) -> Budget:
     a Budgets ``client``; RequirementNotMet (naming the budgets there are) when there is none.
 
     On the emulator pass its handle as ``moto``: moto 5.2.5 has no DescribeSubscribersForNotification,
-    so the subscribers come from its request log, replayed as moto applies it (:func:`_moto_subscribers`)."""
+    so the subscribers come from its request log, replayed as moto applies it (:func:`_moto_subscribers`).
+    Where that log is out of reach (a graded student's kernel: the grader keeps it for the checks),
+    each notification's ``subscribers`` is None: unknown here, not empty."""
     try:
         raw = client.describe_budget(AccountId=account_id, BudgetName=name)["Budget"]
     except client.exceptions.NotFoundException:
@@ -102,10 +102,13 @@ def read_budget(client, account_id: str, name: str, *, moto=None) -> Budget:
                                 "with create_budget, its notifications in NotificationsWithSubscribers") from None
     pages = client.get_paginator("describe_notifications_for_budget").paginate(AccountId=account_id, BudgetName=name)
     raws = [n for page in pages for n in page.get("Notifications", [])]
-    logged = _moto_subscribers(moto, account_id, name) if moto is not None else None
+    unreadable = moto is not None and moto.recording is None
+    logged = _moto_subscribers(moto, account_id, name) if moto is not None and not unreadable else None
     notifications = []
     for n in raws:
-        if logged is None:
+        if unreadable:
+            subs = None
+        elif logged is None:
             pages = client.get_paginator("describe_subscribers_for_notification").paginate(
                 AccountId=account_id, BudgetName=name, Notification=n)
             subs = [s for page in pages for s in page.get("Subscribers", [])]
@@ -113,7 +116,7 @@ def read_budget(client, account_id: str, name: str, *, moto=None) -> Budget:
             subs = next((s for details, s in logged if details == n), [])
         notifications.append(Notification(
             n["NotificationType"], n["ComparisonOperator"], float(n["Threshold"]), n.get("ThresholdType", "PERCENTAGE"),
-            tuple(Subscriber(s["SubscriptionType"], s["Address"]) for s in subs)))
+            None if subs is None else tuple(Subscriber(s["SubscriptionType"], s["Address"]) for s in subs)))
     limit, calculated = raw.get("BudgetLimit") or {}, raw.get("CalculatedSpend") or {}
     return Budget(raw["BudgetName"], float(limit["Amount"]) if "Amount" in limit else None, limit.get("Unit"),
                   raw["TimeUnit"], raw["BudgetType"],
@@ -211,26 +214,19 @@ def seed_cost_and_usage(moto, results: list[dict]) -> None:
     urllib.request.urlopen(request, timeout=5).close()
 
 
-@contextmanager
-def recorded_calls(client, operation: str) -> Iterator[list[dict]]:
-    """Within the block, the parameters of each ``operation`` call ("GetCostAndUsage") made through
-    ``client``, copied as the caller gave them (botocore's provide-client-params event), whether
-    or not the call then succeeds. The list is the block's value."""
-    model = client.meta.service_model
-    if operation not in model.operation_names:
-        hint = {xform_name(op): op for op in model.operation_names}.get(operation)
-        raise ValueError(f"{model.service_name} has no operation {operation!r}" + (f": write {hint!r}" if hint else ""))
-    calls: list[dict] = []
-    event = f"provide-client-params.{model.service_id.hyphenize()}.{operation}"
-
-    def record(params, **_):
-        calls.append(copy.deepcopy(params))
-
-    client.meta.events.register(event, record)
-    try:
-        yield calls
-    finally:
-        client.meta.events.unregister(event, record)
+def cost_queries(moto) -> list[dict]:
+    """The parameters of every GetCostAndUsage request the emulator answered, oldest first (from
+    its request log): what a student's function asked Cost Explorer, read where the checks run,
+    which never share the student's client."""
+    found = []
+    for request in moto.requests():
+        headers = {k.lower(): v for k, v in (request.get("headers") or {}).items()}
+        if headers.get("x-amz-target", "").endswith(".GetCostAndUsage"):
+            try:
+                found.append(json.loads(request["body"] or b"{}"))
+            except ValueError:
+                found.append({})
+    return found
 
 
 # ---------------------------------------------------------------- GCP billing budgets
