@@ -8,13 +8,15 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import shutil
+import subprocess
 import threading
 import time
 
 import pytest
 import yaml
 
-from labkit import autoscale, compose, dockerlab, k8s, usage
+from labkit import autoscale, compose, dockerlab, k8s, paths, usage
 from labkit.core.errors import RequirementNotMet
 from labkit.serving import load as load_module
 from labkit.serving.app import IRIS_ROWS
@@ -241,6 +243,28 @@ def test_the_stack_gets_reservations_next_to_its_limits_and_is_unchanged_without
 
 LAB = "t9u"
 APP = f"labkit/{LAB}-app:v1"
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl not on PATH")
+def test_the_cluster_part_is_valid_and_uses_the_labs_deployment_with_requests():
+    objects = k8s.documents(k8s.render(paths.ENVIRONMENTS / "k8s" / "cost"))
+    assert k8s.validate(objects) == [] and k8s.lint(objects, probes=True) == []
+    deployment = k8s.workload(objects, "Deployment")
+    assert deployment["metadata"]["namespace"] == "labkit-09" and deployment["spec"]["replicas"] == 2
+    requests = deployment["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"]
+    assert k8s.quantity(requests["cpu"]) > 0 and k8s.quantity(requests["memory"]) > 0  # what the split charges
+
+
+def test_cost_sh_says_what_is_missing_where_kind_is_not(tmp_path):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "dirname").symlink_to("/usr/bin/dirname")  # the script's own needs, and no kind/kubectl/docker
+    script = str(paths.ENVIRONMENTS / "kind" / "cost.sh")
+    done = subprocess.run(["/bin/sh", script, "up"], capture_output=True, text=True, timeout=30,
+                          env={"PATH": str(bin_dir)})
+    assert done.returncode == 3 and "missing:\n- kind: https://kind.sigs.k8s.io" in done.stderr, done.stderr
+    usage_line = subprocess.run(["/bin/sh", script], capture_output=True, text=True, timeout=30)
+    assert usage_line.returncode == 2 and "usage" in usage_line.stderr
 
 
 @pytest.mark.docker

@@ -21,8 +21,6 @@ HERE="$(cd "$(dirname "$0")" && pwd)"
 NS=labkit-07
 IMAGE=labkit/07-app:v1
 HPA_DIR="${HPA_DIR:-$ROOT/environments/k8s/hpa}"   # lab 07 passes the student's copy (work/07/k8s/hpa)
-METRICS_SERVER_VERSION=v0.7.2
-METRICS_SERVER="https://github.com/kubernetes-sigs/metrics-server/releases/download/$METRICS_SERVER_VERSION/components.yaml"
 GROW_S="${HPA_GROW_S:-180}"       # how long to watch replicas grow under load
 SHRINK_S="${HPA_SHRINK_S:-150}"   # how long to watch them shrink once the load stops
 
@@ -31,25 +29,8 @@ tools() {
 control loop (labkit.autoscale) runs without any of these." timeout "coreutils (it bounds every watch)"
 }
 
-k() { kubectl --context "$CONTEXT" "$@"; }
-
 up() {
-	"$HERE/cluster.sh" up
-	echo "== metrics-server $METRICS_SERVER_VERSION (the HPA's source of CPU figures)"
-	k apply -f "$METRICS_SERVER"
-	# kind's kubelets serve self-signed certificates: metrics-server must not verify them
-	if ! k -n kube-system get deployment metrics-server -o jsonpath='{.spec.template.spec.containers[0].args}' |
-		grep -q -- --kubelet-insecure-tls; then
-		k -n kube-system patch deployment metrics-server --type=json \
-			-p '[{"op": "add", "path": "/spec/template/spec/containers/0/args/-", "value": "--kubelet-insecure-tls"}]'
-	fi
-	k -n kube-system rollout status deployment/metrics-server --timeout=180s
-	echo "== $IMAGE"
-	docker image inspect "$IMAGE" > /dev/null 2>&1 || docker build -t "$IMAGE" "$ROOT/environments/app"
-	kind load docker-image "$IMAGE" --name "$NAME"
-	echo "== the Deployment, its Service and the HPA ($HPA_DIR)"
-	k apply -k "$HPA_DIR"
-	k -n "$NS" rollout status deployment/model-server --timeout=180s
+	deploy_with_metrics "the HPA's source of CPU figures" "$HPA_DIR" "the Deployment, its Service and the HPA"
 	echo "== waiting for the HPA's first CPU figure (up to 180 s; <unknown> until metrics-server has one)"
 	waited=0
 	until [ -n "$(k -n "$NS" get hpa model-server \
