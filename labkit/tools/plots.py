@@ -1,6 +1,7 @@
 """Pictures: image sizes side by side and where each image's bytes are (lab 01); what a model needs
 in memory and speed, CPU against GPU (lab 04); one replica's capacity under stepped load, and load,
-CPU and replicas over time under an autoscaler (lab 07)."""
+CPU and replicas over time under an autoscaler (lab 07); cost per size, a month's fleets, a node's
+bill split over its containers, and a month per platform against traffic (lab 09)."""
 
 from __future__ import annotations
 
@@ -253,5 +254,97 @@ def autoscaling_timeline(timeline, *, target: float | None = None, max_replicas:
     rep_ax.set_ylim(0, max([t["replicas"] for t in ticks] + [d for _, d in decided] + [max_replicas or 0, 1]) + 1)
     rep_ax.set_xlabel("seconds since the loop started")
     rep_ax.legend(loc="upper left", bbox_to_anchor=(1.08, 1), fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def cost_per_size(rows, per_million, p99_objective_ms: float, title: str = "Cost and latency per size"):
+    """Two panels over lab 09's sizes (rows with ``cpus``, ``rps``, ``p99_ms``, ``errors``): USD per
+    million predictions (``per_million``, one per row), and p99 against the objective; a size that
+    misses it (or had errors) is drawn hatched on the left."""
+    import matplotlib.pyplot as plt
+
+    names = [f"{r['cpus']:g} CPU" for r in rows]
+    missed = [r["errors"] > 0 or not r["p99_ms"] < p99_objective_ms for r in rows]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    bars = left.bar(names, [p if p != float("inf") else 0 for p in per_million], color="#4c72b0")
+    for bar, miss in zip(bars, missed):
+        if miss:
+            bar.set_hatch("//")
+            bar.set_alpha(0.5)
+    left.set_ylabel("USD per million predictions")
+    left.set_title("Cost (hatched: misses the objective)")
+    right.bar(names, [r["p99_ms"] for r in rows], color=["#c44e52" if m else "#55a868" for m in missed])
+    right.axhline(p99_objective_ms, color="black", linestyle="--", linewidth=1, label=f"objective {p99_objective_ms:g} ms")
+    right.set_ylabel("p99, ms")
+    right.set_title("Latency flat out")
+    right.legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def fleet_month(hourly_rps, fleets: dict, monthly: dict, title: str = "A month of traffic"):
+    """Lab 09's day of traffic with the instances each policy runs hour by hour (``fleets``:
+    {policy: [instances per hour]}), and each policy's month (``monthly``: {policy: USD})."""
+    import matplotlib.pyplot as plt
+
+    fig, (day, month) = plt.subplots(1, 2, figsize=(12, 4), gridspec_kw={"width_ratios": [2.2, 1]})
+    hours = list(range(len(hourly_rps)))
+    day.fill_between(hours, hourly_rps, step="post", color="#cccccc", label="traffic (requests/s)")
+    day.set_ylabel("requests/s")
+    day.set_xlabel("hour of the day (UTC)")
+    count = day.twinx()
+    for policy, fleet in fleets.items():
+        count.step(hours, fleet, where="post", linewidth=2, label=policy)
+    count.set_ylabel("instances")
+    count.set_ylim(0, max(max(f) for f in fleets.values()) + 1)
+    handles = day.get_legend_handles_labels()[0] + count.get_legend_handles_labels()[0]
+    day.legend(handles=handles, fontsize=8, loc="upper left")
+    day.set_title("One day")
+    month.bar(list(monthly), list(monthly.values()), color="#4c72b0")
+    for x, usd in enumerate(monthly.values()):
+        month.annotate(f"${usd:,.0f}", (x, usd), ha="center", va="bottom", fontsize=8)
+    month.set_ylabel("USD a month")
+    month.set_title("A month")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def node_split(allocated: dict, idle: float, title: str = "A node's hour"):
+    """One bar: a node's hourly price split into what each container is charged (``allocated``:
+    {name: USD}) and the ``idle`` rest, as OpenCost shows it."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(10, 2.6))
+    left = 0.0
+    for name, usd in [*allocated.items(), ("idle", idle)]:
+        ax.barh([0], [usd], left=left, color="#dddddd" if name == "idle" else None, edgecolor="white",
+                label=f"{name}: ${usd:.4f}")
+        left += usd
+    ax.set_yticks([])
+    ax.set_xlabel("USD per hour")
+    ax.set_title(title)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
+    fig.tight_layout()
+    return fig
+
+
+def break_even(loads, curves: dict, title: str = "A month per platform"):
+    """Monthly cost against traffic (``curves``: {platform: [USD per load of ``loads``]}), both axes
+    logarithmic, so that fixed costs show at the left and the cost per instance at the right."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    for name, curve in curves.items():
+        ax.plot(loads, curve, "o-", markersize=3, label=name)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("requests/s, all month")
+    ax.set_ylabel("USD a month")
+    ax.set_title(title)
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
