@@ -51,7 +51,7 @@ TABLE: dict[str, Capability] = {c.name: c for c in (
     Capability("nvidia-toolkit", "NVIDIA Container Toolkit", gpu.toolkit),
     Capability("aws-credentials", "AWS credentials", probes.aws_credentials),
     Capability("gcp-credentials", "GCP credentials", probes.gcp_credentials),
-    Capability("cloud-sdks", "Cloud SDKs (lab 06)", probes.cloud_sdks),
+    Capability("cloud-sdks", "Cloud SDKs (labs 06 and 09)", probes.cloud_sdks),
     Capability("vault", "Vault server", probes.vault),
     Capability("base-images", "Base images", _base_images),
 )}

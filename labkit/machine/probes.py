@@ -380,13 +380,17 @@ def aws_credentials_reason() -> str | None:
 
 @_cache
 def cloud_sdks() -> Finding:
-    """The optional `cloud` extra: lab 06 needs the Vertex AI SDK (the AWS side is in the core)."""
+    """The optional `cloud` extra: lab 06 needs the Vertex AI SDK, lab 09 the billing budgets
+    client (the AWS side is in the core)."""
     from importlib.metadata import PackageNotFoundError, version
-    try:
-        return Finding(f"google-cloud-aiplatform {version('google-cloud-aiplatform')}")
-    except PackageNotFoundError:
-        return Finding(reason="google-cloud-aiplatform is not installed — lab 06 needs it: `make setup` "
-                              "installs it (or `pip install -e '.[cloud]'`)")
+    found = []
+    for package, lab in (("google-cloud-aiplatform", "lab 06"), ("google-cloud-billing-budgets", "lab 09")):
+        try:
+            found.append(f"{package} {version(package)}")
+        except PackageNotFoundError:
+            return Finding(reason=f"{package} is not installed — {lab} needs it: `make setup` installs it (or "
+                                  "`pip install -e '.[cloud]'`)")
+    return Finding(", ".join(found))
 
 
 def cloud_sdks_reason() -> str | None:
