@@ -54,6 +54,13 @@ class Cheat:
     fails: set[str] = field(default_factory=set)  # the checks the edits must fail, and no other
 
 
+def _edited(lab: str, cell_id: str, old: str, new: str) -> str:
+    """The source of a cell of the lab's solution with ``old`` replaced (which must be there)."""
+    source = next(c.source for c in nbformat.read(paths.solution_for(lab), as_version=4).cells if c.id == cell_id)
+    assert old in source, f"{lab}/{cell_id} has no {old!r} to replace"
+    return source.replace(old, new)
+
+
 CHEATS = {
     "00": Cheat(
         sources={"parameters": 'TARGET = "local"\nMESSAGE = "hi"',
@@ -147,9 +154,7 @@ CHEATS = {
                        "    return max(met, key=lambda s: s['offered_rps'])['rps'] if met else 0.0\n\n\n"
                        "MAX_RPS = max_rps([dataclasses.asdict(s) for s in STEPS], P99_OBJECTIVE_MS)",
             # the FAQ's TargetValue, whatever the measurement said
-            "scaling": next(c.source for c in nbformat.read(paths.solution_for("07"), as_version=4).cells
-                            if c.id == "scaling").replace(
-                "autoscaling.target_value(MAX_RPS, safety_factor=0.5)", "1000.0"),
+            "scaling": _edited("07", "scaling", "autoscaling.target_value(MAX_RPS, safety_factor=0.5)", "1000.0"),
             # the textbook formula only: no missing or not-ready pods, no stabilization or policies
             "hpa-rule": "def desired(current, metrics, target):\n"
                         "    seen = [m['cpu_percent'] for m in metrics if m['cpu_percent'] is not None]\n"
@@ -185,13 +190,41 @@ CHEATS = {
                 "  selector:\n    app.kubernetes.io/name: model-server\n  ports:\n    - name: http\n"
                 "      port: 8080\n      targetPort: http\n" for name in ("model-server", "model-server-preview")),
             # a canary of 60 %: over SageMaker's limit of 50
-            "request": next(c.source for c in nbformat.read(paths.solution_for("08"), as_version=4).cells
-                            if c.id == "request").replace('"Value": 10}', '"Value": 60}')},
+            "request": _edited("08", "request", '"Value": 10}', '"Value": 60}')},
         added=[("names", "SWITCH_REQUESTS, CONFIDENCE_REQUESTS = 10, 1  # the lab's figures, redefined"),
                ("cleanup-made", "AWS.delete_all = lambda: []  # nothing is deleted\n"
                                 "alarms.delete_alarm = lambda cloudwatch, name: None\nMADE, ALARMS_MADE = [], []")],
         fails={"08.smoke-test", "08.refused", "08.blue-retired", "08.k8s-services", "08.sagemaker-request",
                "08.cleanup"}),
+    "09": Cheat(
+        sources={
+            # the smallest size that meets the objective, whatever a million predictions cost on it
+            "right-size": "def cost_per_million(rps, usd_per_hour):\n"
+                          "    return math.inf if rps <= 0 else usd_per_hour / (rps * 3600) * 1e6\n\n\n"
+                          "def cheapest(rows, p99_objective_ms):\n"
+                          "    met = [r for r in rows if r['errors'] == 0 and r['rps'] > 0 and r['p99_ms'] < p99_objective_ms]\n"
+                          "    return min(met, key=lambda r: r['cpus'])['cpus'] if met else None",
+            # the daytime floor until 20:59, an hour too long
+            "month": _edited("09", "month", "if hour in DAY_HOURS", "if 7 <= hour <= 20"),
+            # billed by the second, as if serverless rounded up
+            "spot-serverless": _edited("09", "spot-serverless", "requests * ms_per_request / 1000 * memory_gb",
+                                       "requests * math.ceil(ms_per_request / 1000) * memory_gb"),
+            # an alert after the money is spent, none before
+            "budget": _edited("09", "budget", '[alert("ACTUAL", 80.0), alert("FORECASTED", 100.0)]',
+                              '[alert("ACTUAL", 120.0)]'),
+            # the lab's own period, whatever the caller asks for
+            "cost-by-lab": _edited("09", "cost-by-lab", 'TimePeriod={"Start": start, "End": end}',
+                                   'TimePeriod={"Start": "2026-09-01", "End": "2026-12-01"}'),
+            # percentages where the API takes fractions
+            "gcp-budget": _edited("09", "gcp-budget", "threshold_percent=0.9", "threshold_percent=90"),
+            # what each container used, never what it reserved
+            "allocate": _edited("09", "allocate", 'max(c["cpu_request"] or 0.0, c["cpu_used"])', 'c["cpu_used"]'),
+            # GKE's fee, as if no credit covered it
+            "platform": _edited("09", "platform", 'max(0, HOURS_PER_MONTH - spec["fee"].free)', "HOURS_PER_MONTH")},
+        added=[("measure", "ROWS = [dict(r, p99_ms=1.0, errors=0) for r in ROWS]  # every size meets the objective, forged"),
+               ("cleanup-made", "budgets.delete_budgets = lambda *args: []  # nothing is deleted\nMADE = [BUDGET]")],
+        fails={"09.right-size", "09.month", "09.spot-serverless", "09.budget", "09.cost-explorer", "09.gcp-budget",
+               "09.allocation", "09.platform", "09.cleanup"}),
 }
 
 # For the tampered run: the exercise cells the student really solves (None: as the solution does),
@@ -217,6 +250,7 @@ SOLVED_FOR_REAL = {
     "06": ({"dockerfile": None}, ["06.contract"]),
     "07": ({"max-rps": None, "hpa-manifest": None}, ["07.max-rps", "07.hpa-manifest"]),
     "08": ({"smoke-test": None, "k8s-services": None}, ["08.smoke-test", "08.k8s-services"]),
+    "09": ({"right-size": None, "allocate": None}, ["09.right-size", "09.allocation"]),
 }
 WITHOUT_KUBECTL = {"02", "03"}  # tampered with kubectl off PATH and a kind on it
 # The unsolved lab's image checks must say that the Dockerfile does not build (not "stale").
@@ -335,7 +369,7 @@ class Runs:
     time, never two of one lab at once (their names and labels are the lab's), nor two labs that
     syllabus.can_run_together says must not share the engine."""
 
-    ORDER = ("07", "08", "05", "02", "01", "04", "03", "06", "00")  # the longest labs first
+    ORDER = ("07", "08", "05", "09", "02", "01", "04", "03", "06", "00")  # the longest labs first
 
     def __init__(self, folder: Path):
         self.folder = folder

@@ -36,6 +36,7 @@ LABS: dict[str, LabNeeds] = {
     "06": LabNeeds(("docker", "base-images", "cloud-sdks"), services=("vertex-standin",)),
     "07": LabNeeds(("docker", "base-images", "compose"), services=("moto",)),
     "08": LabNeeds(("docker", "base-images", "compose"), services=("moto",)),
+    "09": LabNeeds(("docker", "base-images", "compose"), services=("moto",)),
 }
 
 
