@@ -316,6 +316,20 @@ def test_sweep_lists_and_deletes_tagged_leftovers_only(moto, tmp_path, capsys):
     assert not left["configs"] and not left["endpoints"] and not left["repositories"]
 
 
+def test_a_targets_sweep_lists_every_run_of_its_lab_with_the_command_and_deletes_nothing(moto, capsys):
+    earlier, now, other = _emulator(moto, "05"), _emulator(moto, "05"), _emulator(moto, "06")
+    _deploy(earlier)  # a run a dead kernel cut short
+    _deploy(other)
+    found = now.sweep()
+    out = capsys.readouterr().out
+    assert {(f.lab, f.run) for f in found} == {("05", earlier.run)} and len(found) == 3
+    assert out.startswith("$ labkit sweep --aws --lab 05\n") and "--delete` removes them" in out
+    assert len(now.sweep()) == 3  # nothing was deleted
+    aws.sweep(moto=moto, delete=True)
+    capsys.readouterr()
+    assert now.sweep() == [] and "nothing tagged by this lab was found" in capsys.readouterr().out
+
+
 # --- ECR push (Stubber + a fake Docker client; no registry is contacted) ---------------------------
 
 class FakeImage:

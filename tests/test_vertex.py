@@ -248,6 +248,7 @@ def test_delete_all_sweep_and_teardown_touch_only_labelled_resources(standin, mo
     assert lab_containers() == []
 
     assert [g.display_name for g in vertex.sweep(lab=LAB, standin=standin)] == ["iris-other"]
+    assert [g.display_name for g in mine.sweep()] == ["iris-other"]  # every run of the lab, listed only
     assert [g.display_name for g in vertex.sweep(standin=standin, delete=True)] == ["iris-other"]
     assert vertex.sweep(standin=standin) == []
     assert {m["displayName"] for m in standin.resources()["models"]} == {"unlabelled"}

@@ -62,6 +62,7 @@ class Target(base.Target):
     """Where lab 05 deploys: boto3 clients, names, tags, and the deleters for what it made."""
 
     tagged_what = "SageMaker resources tagged"
+    sweep_flag = "--aws"
     poll_s = 15.0  # how often to look at an endpoint that is still Creating/Updating
     settle_s = 3600.0  # and for how long at most: a large model's endpoint can take tens of minutes
 
@@ -237,6 +238,9 @@ class Target(base.Target):
         if self._emulator_gone():
             return []
         return sweep(session=self._session, moto=self._moto, lab=self.lab, run=self.run)
+
+    def _lab_leftovers(self) -> list[Leftover]:
+        return [] if self._emulator_gone() else sweep(session=self._session, moto=self._moto, lab=self.lab)
 
     def _emulator_gone(self) -> bool:
         """True when the emulator is stopped, and everything it held with it."""

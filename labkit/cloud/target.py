@@ -71,6 +71,8 @@ class Target(ABC):
     teardown: spend.Teardown
     #: What the tagged sweep deletes, for the teardown's lines ("SageMaker resources tagged").
     tagged_what: str
+    #: ``labkit sweep``'s flag for this target's cloud.
+    sweep_flag: str
 
     @property
     def resource_tags(self) -> dict[str, str]:
@@ -79,6 +81,22 @@ class Target(ABC):
     @abstractmethod
     def leftovers(self) -> list[Leftover]:
         """What this run made and has not deleted yet, found by its tags (as a sweep finds it)."""
+
+    @abstractmethod
+    def _lab_leftovers(self) -> list[Leftover]:
+        """What ``labkit sweep`` lists of this lab, every run of it, where this target points."""
+
+    def sweep(self) -> list[Leftover]:
+        """The last step of every session: what ``labkit sweep <cloud> --lab N`` lists, printed with
+        the command. It looks at every run of the lab (one a dead kernel cut short too), not only
+        this one, and deletes nothing (``--delete`` does, once you have read the list)."""
+        print(f"$ labkit sweep {self.sweep_flag} --lab {self.lab}")
+        found = self._lab_leftovers()
+        for item in found:
+            print(f"  {item.describe()}")
+        print(f"  {len(found)} leftover(s): `labkit sweep {self.sweep_flag} --lab {self.lab} --delete` removes them"
+              if found else "  nothing tagged by this lab was found")
+        return found
 
     @abstractmethod
     def _delete_tagged(self) -> list[Leftover]:

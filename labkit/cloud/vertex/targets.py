@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ...core import labels
 from ...core.names import split_image_ref
 from ...machine import probes
 from ...tools import dockerlab
@@ -23,6 +24,7 @@ class Target(base.Target):
     """Where lab 06 deploys: the stand-in ("emulator") or a real project ("gcp")."""
 
     tagged_what = "Vertex endpoints and models labelled"
+    sweep_flag = "--gcp"
 
     kind: str
     lab: str
@@ -121,11 +123,14 @@ class Target(base.Target):
     def _delete_tagged(self) -> list[Leftover]:
         return self._find(delete=True)
 
-    def _find(self, *, delete: bool) -> list[Leftover]:
+    def _lab_leftovers(self) -> list[Leftover]:
+        return self._find(delete=False, filter_text=f'labels.{labels.LAB_TAG}="{self.lab}"')
+
+    def _find(self, *, delete: bool, filter_text: str | None = None) -> list[Leftover]:
         if self.kind == "emulator" and not self.standin.answers():
             return []  # the stand-in is gone, and its containers with it
         self.init_sdk()
-        return find(self.filter, delete=delete)
+        return find(filter_text or self.filter, delete=delete)
 
     def __post_init__(self) -> None:
         """The teardown list starts with this run's labelled endpoints and models."""
