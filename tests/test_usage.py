@@ -263,6 +263,11 @@ def test_cost_sh_says_what_is_missing_where_kind_is_not(tmp_path):
     done = subprocess.run(["/bin/sh", script, "up"], capture_output=True, text=True, timeout=30,
                           env={"PATH": str(bin_dir)})
     assert done.returncode == 3 and "missing:\n- kind: https://kind.sigs.k8s.io" in done.stderr, done.stderr
+    for tool in ("docker", "kind", "kubectl"):  # all there but helm, which only `opencost` needs
+        (bin_dir / tool).symlink_to("/bin/true")
+    done = subprocess.run(["/bin/sh", script, "opencost"], capture_output=True, text=True, timeout=30,
+                          env={"PATH": str(bin_dir)})
+    assert done.returncode == 3 and "missing:\n- helm: https://helm.sh" in done.stderr, done.stderr
     usage_line = subprocess.run(["/bin/sh", script], capture_output=True, text=True, timeout=30)
     assert usage_line.returncode == 2 and "usage" in usage_line.stderr
 
