@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import json
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
@@ -124,20 +124,26 @@ def read_budget(client, account_id: str, name: str, *, moto=None) -> Budget:
                   tuple(notifications), _spend(calculated, "ActualSpend"), _spend(calculated, "ForecastedSpend"))
 
 
+def _logged(moto) -> Iterator[tuple[str, str, object]]:
+    """(url, action, JSON body or None when the body is not JSON) of each request in the emulator's
+    log, oldest first; the action is the operation its X-Amz-Target header names ("" for none)."""
+    for request in moto.requests():
+        headers = {k.lower(): v for k, v in (request.get("headers") or {}).items()}
+        try:
+            body = json.loads(request["body"] or b"{}")
+        except ValueError:
+            body = None
+        yield request.get("url", ""), headers.get("x-amz-target", "").rpartition(".")[2], body
+
+
 def _moto_subscribers(moto, account_id: str, name: str) -> list[tuple[dict, list[dict]]]:
     """(notification, subscribers) of budget ``name`` as moto holds them, from moto's request
     log: a reset forgets every budget, CreateBudget makes one that is not there yet (with a limit),
     DeleteBudget removes it, CreateNotification adds one, DeleteNotification removes those equal."""
     held: list[tuple[dict, list[dict]]] | None = None
-    for request in moto.requests():
-        if request.get("url", "").endswith("/moto-api/reset"):
+    for url, action, body in _logged(moto):
+        if url.endswith("/moto-api/reset"):
             held = None
-            continue
-        headers = {k.lower(): v for k, v in (request.get("headers") or {}).items()}
-        action = headers.get("x-amz-target", "").rpartition(".")[2]
-        try:
-            body = json.loads(request["body"] or b"{}")
-        except ValueError:
             continue
         if not isinstance(body, dict) or body.get("AccountId") != account_id:
             continue
@@ -218,15 +224,7 @@ def cost_queries(moto) -> list[dict]:
     """The parameters of every GetCostAndUsage request the emulator answered, oldest first (from
     its request log): what a student's function asked Cost Explorer, read where the checks run,
     which never share the student's client."""
-    found = []
-    for request in moto.requests():
-        headers = {k.lower(): v for k, v in (request.get("headers") or {}).items()}
-        if headers.get("x-amz-target", "").endswith(".GetCostAndUsage"):
-            try:
-                found.append(json.loads(request["body"] or b"{}"))
-            except ValueError:
-                found.append({})
-    return found
+    return [body if body is not None else {} for _, action, body in _logged(moto) if action == "GetCostAndUsage"]
 
 
 # ---------------------------------------------------------------- GCP billing budgets
