@@ -1,4 +1,4 @@
-"""The ``labkit`` command: build, grade, doctor, images, clean, sweep."""
+"""The ``labkit`` command: build, grade, grade-all, doctor, images, clean, sweep."""
 
 from __future__ import annotations
 
@@ -58,6 +58,27 @@ def _grade(args) -> int:
         out.write_text(json.dumps(report.as_dict(), indent=2) + "\n")
         out.with_suffix(".md").write_text(report.markdown())
         console.print(f"wrote {out}, {out.with_suffix('.md')} and {executed}")
+    return 0
+
+
+def _grade_all(args) -> int:
+    from .course import gradebook
+    from .course.batch import grade_all
+
+    folder = Path(args.submissions)
+    if not folder.is_dir():
+        print(f"labkit grade-all: {folder} is not a folder (give the folder of notebooks, or of student folders)",
+              file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    rows = grade_all(folder, out, lab=args.lab, jobs=args.jobs, cell_timeout=args.timeout, regrade=args.regrade,
+                     **({"limit": args.limit} if args.limit else {}))
+    if not rows:
+        print(f"labkit grade-all: no notebooks in {folder}", file=sys.stderr)
+        return 2
+    for path in gradebook.write_all(rows, out):
+        print(f"wrote {path}")
+    print(f"each student's report: {out / 'reports'}/<student>/<lab>.md")
     return 0
 
 
@@ -178,6 +199,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timeout", type=int, default=900, help="seconds per cell (default 900)")
     p.add_argument("--lab", help="the lab the notebook must be (default: what its metadata or name says)")
     p.set_defaults(func=_grade)
+
+    p = sub.add_parser("grade-all", help="grade a folder of submissions; write a gradebook, summaries, JUnit XML")
+    p.add_argument("submissions", help="a folder of notebooks, or of student folders (one per student)")
+    p.add_argument("--out", default="grades", help="where to write the gradebook and reports (default grades/)")
+    p.add_argument("--lab", help="grade only this lab's notebooks (another lab's scores 0 with the reason)")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="graded runs at once (default 1); runs of one lab never overlap")
+    p.add_argument("--limit", type=float, help="seconds one notebook may take in all (default 1200)")
+    p.add_argument("--timeout", type=int, default=900, help="seconds per cell (default 900)")
+    p.add_argument("--regrade", action="store_true", help="grade again what an earlier run graded unchanged")
+    p.set_defaults(func=_grade_all)
 
     p = sub.add_parser("lab", help="open JupyterLab on labs/ (prints the URL; needs no browser)")
     p.add_argument("--port", type=int, default=8888)

@@ -14,6 +14,10 @@ assertions about it:
   return the reference, a cleanup patched away) and the mistakes a weak check missed (a health
   check that checks nothing): exactly the checks they aim at fail.
 
+Lab 00's four runs are instead one class graded by ``labkit grade-all``, with the bad submissions a
+class brings (unreadable, empty, another lab's, a duplicate, one that never ends): the same
+assertions hold for its reports, and the class gets the right row for each.
+
 The runs go three at a time (LABKIT_TEST_GRADERS), never two of one lab nor lab 03 (a swarm) beside
 lab 02 (Compose): which also shows that other labs graded at once leave each other alone. The last
 test checks that nothing is left behind.
@@ -22,19 +26,20 @@ test checks that nothing is left behind.
 from __future__ import annotations
 
 import copy
+import csv
 import json
 import os
 import shutil
 import tempfile
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from xml.etree import ElementTree as ET
 
 import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_output
 
-from labkit import build, capabilities, cells, dockerlab, grade, paths, probes, syllabus
+from labkit import batch, build, capabilities, cells, dockerlab, grade, gradebook, paths, probes
 from labkit.checks import MIME_TYPE
 
 pytestmark = [pytest.mark.docker, pytest.mark.notebook,
@@ -364,49 +369,38 @@ def _path_without_kubectl(folder: Path) -> str:
     return os.pathsep.join(entries)
 
 
+#: Lab 00's four runs are one class, graded by `labkit grade-all` (a process per submission) with
+#: the submissions a class also brings: unreadable, empty, another lab's, a duplicate, and one
+#: that never ends (CLASS_LIMIT_S, against about 10 s for the others).
+CLASS = {"alice": "solution", "mallory": "cheating", "carol": "tampered", "bob": "unsolved"}
+CLASS_LIMIT_S = 45
+
+
 class Runs:
     """Every graded run of the session, started together on first use and graded WORKERS at a
-    time, never two of one lab at once (their names and labels are the lab's), nor two labs that
-    syllabus.can_run_together says must not share the engine."""
+    time by batch.LabPool: never two of one lab at once (their names and labels are the lab's),
+    nor two labs that syllabus.can_run_together says must not share the engine."""
 
     ORDER = ("07", "08", "05", "09", "02", "01", "04", "03", "06", "00")  # the longest labs first
 
     def __init__(self, folder: Path):
         self.folder = folder
-        self.jobs = [(lab, variant) for variant in ("solution", "cheating", "tampered", "unsolved", "bad-input")
-                     for lab in self.ORDER if lab in LABS and (variant != "bad-input" or lab == "00")]
-        self.results: dict = {}
-        self.busy: set[str] = set()
-        self.lock = threading.Condition()
-        self.threads = [threading.Thread(target=self._work, daemon=True) for _ in range(WORKERS)]
-        for thread in self.threads:
-            thread.start()
+        jobs = [(lab, variant) for variant in ("solution", "cheating", "tampered", "unsolved")
+                for lab in self.ORDER if lab in LABS and lab != "00"]
+        jobs += [("00", "class"), ("00", "bad-input")]
+        self.pool = batch.LabPool(jobs, lambda job: self._grade(*job), lab_of=lambda job: job[0], workers=WORKERS)
 
-    def _work(self) -> None:
-        while True:
-            with self.lock:
-                while True:
-                    ready = [j for j in self.jobs if all(syllabus.can_run_together(j[0], b) for b in self.busy)]
-                    if ready or not self.jobs:
-                        break
-                    self.lock.wait()
-                if not self.jobs:
-                    return
-                job = ready[0]
-                self.jobs.remove(job)
-                self.busy.add(job[0])
-            try:
-                result = self._grade(*job)
-            except BaseException as exc:  # noqa: BLE001 - the test that asks for the run fails with it
-                result = exc
-            with self.lock:
-                self.results[job] = result
-                self.busy.discard(job[0])
-                self.lock.notify_all()
+    def _write(self, nb, variant: str, lab: str) -> Path:
+        path = self.folder / variant / lab / paths.solution_for(lab).name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        nbformat.write(nb, path)
+        return path
 
     def _grade(self, lab: str, variant: str):
         name = paths.solution_for(lab).name
         environment = None
+        if variant == "class":
+            return self._grade_class()
         if variant == "unsolved":
             return grade.grade(paths.LABS / name, timeout=900)
         if variant == "solution":
@@ -419,23 +413,38 @@ class Runs:
             nb = _tampered_lab(lab)
             if lab in WITHOUT_KUBECTL:
                 environment = {"PATH": _path_without_kubectl(self.folder / f"bin-{lab}")}
-        path = self.folder / variant / lab / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        nbformat.write(nb, path)
-        return grade.grade(path, timeout=20 if variant == "bad-input" else 900, environment=environment)
+        return grade.grade(self._write(nb, variant, lab), timeout=20 if variant == "bad-input" else 900,
+                           environment=environment)
 
-    def get(self, lab: str, variant: str) -> grade.Report:
-        with self.lock:
-            while (lab, variant) not in self.results:
-                self.lock.wait()
-            result = self.results[lab, variant]
-        if isinstance(result, BaseException):
-            raise result
-        return result
+    def _grade_class(self) -> dict:
+        """Lab 00's class: {student: row}, and the folder it was graded into."""
+        folder, out = self.folder / "class", self.folder / "grades"
+        for student, variant in CLASS.items():
+            nb = {"solution": _solution_without_check_cells, "cheating": _cheating_solution,
+                  "tampered": _tampered_lab, "unsolved": _lab}[variant]("00")
+            (folder / student / "labs").mkdir(parents=True)
+            nbformat.write(nb, folder / student / "labs" / "00_setup.ipynb")
+        shutil.copy(folder / "alice" / "labs" / "00_setup.ipynb", folder / "alice_00_setup.ipynb")  # a duplicate
+        (folder / "dave_00_setup.ipynb").write_text('{"cells": [')                              # cut short
+        (folder / "hank_00_setup.ipynb").write_text("")                                         # empty
+        shutil.copy(paths.LABS / paths.solution_for("01").name, folder / "erin_01_image_slimming.ipynb")
+        spinning = _solution("00")
+        next(c for c in spinning.cells if cells.is_answer(c)).source = "while True:\n    pass\n"
+        nbformat.write(spinning, folder / "frank_00_setup.ipynb")
+        rows = batch.grade_all(folder, out, lab="00", limit=CLASS_LIMIT_S, show=lambda line: None)
+        gradebook.write_all(rows, out)
+        return {"rows": rows, "out": out, "folder": folder}
 
-    def wait_all(self) -> None:
-        for thread in self.threads:
-            thread.join()
+    def get(self, lab: str, variant: str):
+        if lab != "00" or variant not in CLASS.values():
+            return self.pool.get((lab, variant))
+        student = next(s for s, v in CLASS.items() if v == variant)
+        graded = json.loads((self.pool.get(("00", "class"))["out"] / "reports" / student / "00.json").read_text())
+        return grade.Report(graded["lab"], graded["notebook"], graded["checks"], graded["errors"], graded["notes"],
+                            graded["seconds"])
+
+    def wait_all(self) -> dict:
+        return self.pool.wait()
 
 
 @pytest.fixture(scope="module")
@@ -521,14 +530,51 @@ def test_hangs_syntax_errors_and_a_dead_kernel_cost_only_their_own_cells(runs):
     assert "DeadKernelError" in names, names
 
 
+def test_a_class_graded_by_grade_all_gets_a_row_each_with_the_reason(runs):
+    """Lab 00's class (CLASS, and the bad submissions a class brings): the right row for each,
+    one process per notebook, and every file the instructor reads."""
+    graded = runs.get("00", "class")
+    rows = {(r.student, Path(r.notebook).name): r for r in graded["rows"]}
+    assert len(rows) == len(graded["rows"]) == 9, sorted(rows)
+    by_student = {student: row for (student, name), row in rows.items() if name == "00_setup.ipynb"}
+    assert by_student["alice"].status == batch.GRADED and by_student["alice"].score == by_student["alice"].max_score
+    assert by_student["bob"].status == batch.GRADED and by_student["bob"].score == 0
+    duplicate = rows["alice", "alice_00_setup.ipynb"]
+    assert duplicate.status == batch.DUPLICATE and "alice/labs/00_setup.ipynb" in duplicate.reason
+    for name, status, said in (("dave_00_setup.ipynb", batch.NOT_GRADED, "could not be read"),
+                               ("hank_00_setup.ipynb", batch.NOT_GRADED, "could not be read"),
+                               ("erin_01_image_slimming.ipynb", batch.NOT_GRADED, "lab 01's notebook, not lab 00's"),
+                               ("frank_00_setup.ipynb", batch.TIMED_OUT, f"after {CLASS_LIMIT_S} s")):
+        row = rows[name.split("_")[0], name]
+        assert (row.status, row.score) == (status, 0) and said in row.reason, row
+    out = graded["out"]
+    with open(out / "gradebook.csv") as handle:
+        table = list(csv.DictReader(handle))
+    assert [(r["student"], r["status"], r["score"]) for r in table] == \
+        [(r.student, r.status, str(r.score)) for r in graded["rows"]]
+    alice = next(r for r in table if r["student"] == "alice" and r["status"] == batch.GRADED)
+    assert {k: alice[k] for k in ("00.hello-image", "00.hello-run")} == {"00.hello-image": "2", "00.hello-run": "3"}
+    suites = ET.parse(out / "junit.xml").getroot()
+    assert suites.get("errors") == "5" and int(suites.get("failures")) >= 4, ET.tostring(suites)[:500]
+    assert "data:image/png;base64," in (out / "summary.html").read_text()
+    assert "| 00.hello-run | 3 |" in (out / "summary.md").read_text()
+    assert (out / "reports" / "alice" / "00.md").read_text().startswith("# Lab 00: 5/5")
+    again = batch.grade_all(graded["folder"], out, lab="00", limit=CLASS_LIMIT_S, show=lambda line: None)
+    assert [r.reused for r in again] == [r.status != batch.DUPLICATE for r in graded["rows"]], \
+        "a second run grades nothing again"
+    assert [(r.status, r.score) for r in again] == [(r.status, r.score) for r in graded["rows"]]
+
+
 def test_nothing_is_left_behind(runs, capsys):
     """After every run above (and two labs graded at once), nothing of any lab is left."""
-    runs.wait_all()
+    results = runs.wait_all()
     with capsys.disabled():  # how long each graded run took, for whoever watches the suite's time
         print("\ngraded runs (seconds): " + ", ".join(
-            f"{lab} {variant} {result.seconds:.0f}" for (lab, variant), result in sorted(runs.results.items())
-            if isinstance(result, grade.Report)))
-    assert set(runs.results) >= {(lab, v) for lab in LABS for v in ("solution", "unsolved", "tampered", "cheating")}
+            f"{lab} {variant} {result.seconds:.0f}" for (lab, variant), result in sorted(results.items())
+            if isinstance(result, grade.Report)) + ", 00 class: " + ", ".join(
+            f"{row.student} {row.seconds:.0f}" for row in runs.get("00", "class")["rows"]))
+    assert set(results) >= {(lab, v) for lab in LABS for v in ("solution", "unsolved", "tampered", "cheating")
+                            if lab != "00"} | {("00", "class"), ("00", "bad-input")}
     client = dockerlab.client()
     label = {"label": dockerlab.LABEL}
     left = (client.containers.list(all=True, filters=label) + client.networks.list(filters=label)

@@ -18,6 +18,7 @@ import ast
 import contextlib
 import copy
 import os
+import sys
 import tempfile
 import time
 import uuid
@@ -32,7 +33,7 @@ from ..core import paths
 from ..core.errors import LabkitError
 from ..machine import capabilities
 from ..tools import dockerlab
-from . import cells, syllabus
+from . import cells, locks, syllabus
 from .checks import MIME_TYPE
 
 
@@ -229,10 +230,11 @@ def grade(notebook: Path, *, parameters: dict | None = None, timeout: int = 900,
         raise GradingError(f"lab {lab} cannot be graded on this machine: {reason}")
 
     prepared = prepare(student, solution)
-    dockerlab.cleanup(lab, show=False)
-    dockerlab.prune_stale_images(lab)
-    with tempfile.TemporaryDirectory(prefix=f"labkit-grade-{lab}-") as workdir, \
+    with locks.graded_run(lab, waiting=lambda why: print(f"labkit grade: {why}", file=sys.stderr, flush=True)), \
+            tempfile.TemporaryDirectory(prefix=f"labkit-grade-{lab}-") as workdir, \
             contextlib.ExitStack() as services:
+        dockerlab.cleanup(lab, show=False)
+        dockerlab.prune_stale_images(lab)
         private = Path(services.enter_context(tempfile.TemporaryDirectory(prefix="labkit-checker-")))
         shared_env, checker_env = _start_services(needs.services, lab, private, services)
         run_env = {spend.RUN_ID_ENV: spend.new_run_id(), **shared_env}

@@ -1,7 +1,8 @@
 """Pictures: image sizes side by side and where each image's bytes are (lab 01); what a model needs
 in memory and speed, CPU against GPU (lab 04); one replica's capacity under stepped load, and load,
 CPU and replicas over time under an autoscaler (lab 07); cost per size, a month's fleets, a node's
-bill split over its containers, and a month per platform against traffic (lab 09)."""
+bill split over its containers, and a month per platform against traffic (lab 09); a class's pass
+rate per check (``labkit grade-all``)."""
 
 from __future__ import annotations
 
@@ -346,5 +347,21 @@ def break_even(loads, curves: dict, title: str = "A month per platform"):
     ax.set_title(title)
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def pass_rates(rates: dict[str, float], title: str = "Pass rate per check"):
+    """A bar per check of the share of a class's graded submissions that passed it (0–1), lowest
+    first: the exercises a class found hardest stand out (``labkit grade-all``'s summary)."""
+    import matplotlib.pyplot as plt
+
+    ordered = sorted(rates.items(), key=lambda item: item[1])
+    fig, ax = plt.subplots(figsize=(8, 0.35 * len(ordered) + 1.3))
+    bars = ax.barh([name for name, _ in ordered], [100 * rate for _, rate in ordered], color="#4c72b0")
+    ax.bar_label(bars, labels=[f"{100 * rate:.0f}%" for _, rate in ordered], padding=3, fontsize=8)
+    ax.set_xlim(0, 115)
+    ax.set_xlabel("% of graded submissions that passed")
+    ax.set_title(title)
     fig.tight_layout()
     return fig
