@@ -26,7 +26,8 @@ from . import cells
 from .build import student_notebook
 from .references import REFERENCES, WITHHELD
 
-#: The student's README, Makefile and .gitignore: written at the release's root, never shipped here.
+#: The student's README, Makefile and .gitignore, which the release writes at its root (and
+#: leaves out of its environments/).
 TEMPLATES = paths.ENVIRONMENTS / "release"
 #: What the release copies from the repository (its files that git tracks or would add).
 SHIPPED = ("labkit/", "environments/", "pyproject.toml", "environment.yml")
