@@ -1,4 +1,4 @@
-"""The ``labkit`` command: build, grade, grade-all, doctor, images, clean, sweep."""
+"""The ``labkit`` command: build, release, grade, grade-all, report-check, doctor, images, clean, sweep."""
 
 from __future__ import annotations
 
@@ -21,6 +21,19 @@ def _build(args) -> int:
             print(f"stale: {path} (run `labkit build`)", file=sys.stderr)
         return 1
     print("labs/ is up to date" if not stale else f"wrote {len(stale)} notebook(s) in labs/")
+    return 0
+
+
+def _release(args) -> int:
+    from .course.release import ReleaseError, release
+
+    try:
+        out = release(Path(args.out), force=args.force)
+    except ReleaseError as exc:
+        print(f"labkit release: {exc}", file=sys.stderr)
+        return 1
+    print(f"wrote the class repository to {out}: no solutions, tests or reference answers; "
+          f"its `make grade` runs the checks the labs show")
     return 0
 
 
@@ -190,6 +203,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--check", action="store_true", help="fail when labs/ is stale; write nothing")
     p.add_argument("--force", action="store_true", help="overwrite lab notebooks that have outputs")
     p.set_defaults(func=_build)
+
+    p = sub.add_parser("release", help="write the repository a graded class gets: the labs without the answers")
+    p.add_argument("out", help="the folder to write it to (new or empty)")
+    p.add_argument("--force", action="store_true", help="replace what the folder holds")
+    p.set_defaults(func=_release)
 
     p = sub.add_parser("grade", help="run a notebook with the canonical checks and score it")
     p.add_argument("notebook")

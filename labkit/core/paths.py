@@ -14,6 +14,9 @@ SOLUTIONS = REPO / "solutions"
 LABS = REPO / "labs"
 ENVIRONMENTS = REPO / "environments"
 APP = ENVIRONMENTS / "app"
+#: A class release (``labkit release``) has no solutions/: the lab notebooks as built, answer
+#: cells marked, stand in for them here, out of the student's way.
+PRISTINE = REPO / ".labkit" / "pristine"
 
 _LAB_FILE = re.compile(r"^(\d\d)_[a-z0-9_]+\.ipynb$")
 
@@ -39,11 +42,25 @@ def lab_from_name(path: Path) -> str:
         "start with the lab number (e.g. 01_image_slimming.ipynb)")
 
 
+def is_release() -> bool:
+    """Whether this is a class release: a repository without solutions/."""
+    return not SOLUTIONS.is_dir()
+
+
 def solution_for(lab: str) -> Path:
-    """The solution notebook of a lab."""
-    found = sorted(SOLUTIONS.glob(f"{lab}_*.ipynb"))
+    """The solution notebook of a lab (in a class release, its pristine copy)."""
+    return _notebook(lab, PRISTINE if is_release() else SOLUTIONS, "solution notebook")
+
+
+def lab_notebook(lab: str) -> Path:
+    """The student's notebook of a lab, in labs/."""
+    return _notebook(lab, LABS, "notebook")
+
+
+def _notebook(lab: str, folder: Path, what: str) -> Path:
+    found = sorted(folder.glob(f"{lab}_*.ipynb"))
     if not found:
-        raise LabNotFound(f"no solution notebook for lab {lab} in {SOLUTIONS}")
+        raise LabNotFound(f"no {what} for lab {lab} in {folder}")
     return found[0]
 
 

@@ -2,6 +2,8 @@
 
 - An **answer** cell holds a ``### BEGIN SOLUTION`` … ``### END SOLUTION`` region: the lab
   ships a stub there, and at grading the student's version of that cell is the one that runs.
+  In a class release (``labkit release``) the pristine copies that stand in for the solutions
+  have only the stub, so there the cell carries ``{"labkit": {"answer": true}}`` instead.
 - A **check** cell carries ``{"labkit": {"check": "01.final-size", "points": 3}}`` in its
   metadata (as nbgrader keeps grade ids and points) and calls ``labkit.check`` with the same
   id and points. Its ``### BEGIN HIDDEN CHECKS`` … ``### END HIDDEN CHECKS`` region, if any,
@@ -60,8 +62,8 @@ def role(cell) -> str:
 
 
 def is_answer(cell) -> bool:
-    """Whether a solution cell is one the student writes."""
-    return bool(SOLUTION.search(cell.get("source", "")))
+    """Whether a solution cell (or a release's pristine cell) is one the student writes."""
+    return labkit_metadata(cell).get("answer") is True or bool(SOLUTION.search(cell.get("source", "")))
 
 
 def checks(nb) -> list[tuple[int, str, int]]:

@@ -26,7 +26,7 @@ from ..core import background, labels, paths
 from ..core.errors import LabkitError
 from ..machine import capabilities
 from ..tools import dockerlab, masked
-from . import syllabus
+from . import cells, syllabus
 
 #: What ``copy_app`` leaves out of the sample app: caches, and the answers of lab 01.
 APP_IGNORE = ("__pycache__", ".pytest_cache", "*.pyc", ".dockerignore", "Dockerfile*")
@@ -67,7 +67,12 @@ class Lab:
         return f"{dockerlab.IMAGE_PREFIX}{self.number}-{name}:{version}"
 
     def start(self) -> Lab:
-        """Check what the lab needs, make its scratch folder, clear what an earlier run left."""
+        """Check what the lab needs, make its scratch folder, clear what an earlier run left.
+        In a class release, first write the reference files it uses from the student's answers."""
+        from .references import provide
+
+        for written in provide(self.number):
+            print(f"wrote {written.relative_to(paths.REPO)} from your answer in labs/")
         problems = [why for need in syllabus.needs(self.number).requires if (why := capabilities.reason(need))]
         if problems:
             raise LabSetupError("this lab cannot start yet:\n- " + "\n- ".join(dict.fromkeys(problems)))
@@ -130,10 +135,16 @@ class Lab:
     def shipped_file(self, cell_id: str, *, of: str | None = None) -> str:
         """The file a ``%%writefile`` cell of this lab (or of lab ``of``) writes, as the lab ships
         it (from the solution notebook, not from the student's copy): what a check builds a
-        reference from."""
+        reference from. In a class release an answer cell ships only its stub: there it is the
+        student's own answer, as the reference files are (:mod:`labkit.course.references`)."""
         from .build import written_text
+        from .references import answer
 
-        return written_text(solution_notebook(of or self.number), cell_id)
+        lab = of or self.number
+        shipped = solution_notebook(lab)
+        if paths.is_release() and cells.is_answer(next(c for c in shipped.cells if c.get("id") == cell_id)):
+            return answer(lab, cell_id, needed_by=self.number)
+        return written_text(shipped, cell_id)
 
     def reference_image(self, cell_id: str, name: str, *, app: bool = False, of: str | None = None):
         """The image the lab's own Dockerfile (``%%writefile`` cell ``cell_id``, as shipped; of lab
