@@ -12,7 +12,7 @@ Its layers, each importing only the ones listed before it (tests/test_layout.py 
 - ``labkit.cloud``: the platforms on emulators and real accounts (prices, spend, emulators,
   aws, sagemaker, autoscaling, alarms, bluegreen, vertex, budgets).
 - ``labkit.course``: notebooks, checks and grading (cells, checks, build, lab, syllabus,
-  grade, grade_engine, student).
+  grade, grade_engine, student, classroom).
 - ``labkit.cli``: the ``labkit`` command.
 
 Notebooks use the short names they always have (``from labkit import dockerlab, compose, k8s,
@@ -38,7 +38,7 @@ LAYERS = {
     "serving": ("contract", "load", "capacity"),
     "cloud": ("prices", "spend", "emulators", "aws", "sagemaker", "autoscaling", "alarms", "bluegreen", "vertex",
               "budgets"),
-    "course": ("cells", "checks", "build", "grade", "grade_engine", "student", "lab", "syllabus"),
+    "course": ("cells", "checks", "build", "grade", "grade_engine", "student", "lab", "syllabus", "classroom"),
 }
 #: The module each short name (``labkit.dockerlab``) stands for.
 SHORT_NAMES = {name: f"{layer}.{name}" for layer, names in LAYERS.items() for name in names}

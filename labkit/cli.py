@@ -1,4 +1,4 @@
-"""The ``labkit`` command: build, grade, doctor, images, clean, sweep."""
+"""The ``labkit`` command: build, grade, report-check, doctor, images, clean, sweep."""
 
 from __future__ import annotations
 
@@ -59,6 +59,14 @@ def _grade(args) -> int:
         out.with_suffix(".md").write_text(report.markdown())
         console.print(f"wrote {out}, {out.with_suffix('.md')} and {executed}")
     return 0
+
+
+def _report_check(args) -> int:
+    from .course.classroom import check_status
+
+    status, line = check_status(Path(args.report), args.check)
+    print(line)
+    return status
 
 
 def jupyter_argv(port: int, extra: list[str]) -> list[str]:
@@ -178,6 +186,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timeout", type=int, default=900, help="seconds per cell (default 900)")
     p.add_argument("--lab", help="the lab the notebook must be (default: what its metadata or name says)")
     p.set_defaults(func=_grade)
+
+    p = sub.add_parser("report-check", help="exit 0 when a check passed in a grading report (1: failed, "
+                                            "2: no such report or check, 3: skipped); GitHub Classroom's test")
+    p.add_argument("report", help="a report written by `labkit grade --json`")
+    p.add_argument("check", help="the check's id, e.g. 01.final-size")
+    p.set_defaults(func=_report_check)
 
     p = sub.add_parser("lab", help="open JupyterLab on labs/ (prints the URL; needs no browser)")
     p.add_argument("--port", type=int, default=8888)
