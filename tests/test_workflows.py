@@ -59,7 +59,7 @@ def class_workflow(tmp_path_factory) -> Path:
 
 
 def test_the_course_has_its_ci_workflow():
-    assert [p.name for p in WORKFLOWS] == ["ci.yml"]
+    assert "ci.yml" in [p.name for p in WORKFLOWS]
 
 
 def test_every_workflow_passes_the_github_workflow_schema(class_workflow):
@@ -201,7 +201,8 @@ def test_the_class_workflow_grades_the_labs_a_push_changed(tmp_path):
                                             for c, _ in p.checks]
     both = _changed(repo, "push", release)  # one push of both commits
     assert (both["lab01"], both["lab02"]) == ("true", "true")
-    assert _changed(repo, "workflow_dispatch").keys() >= {"lab01", "lab02"}
+    for regrade in ("workflow_dispatch", "repository_dispatch"):
+        assert _changed(repo, regrade).keys() >= {"lab01", "lab02"}
     assert _changed(repo, "push", "f" * 40)["lab02"] == "true"  # an unknown before: the last commit's change
 
 

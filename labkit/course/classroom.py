@@ -136,7 +136,9 @@ def _header(plans: list[LabPlan]) -> str:
 # On each push, every lab whose notebook (labs/NN_*.ipynb) the push changed is graded by the
 # instructor's `labkit grade`, and each of its checks becomes one Classroom test worth the check's
 # points (it passes when `labkit report-check` says the check passed). Run by hand (Actions >
-# classroom > Run workflow), it grades every lab changed since the repository's first commit.
+# classroom > Run workflow) or by Classroom's regrade, it grades every lab changed since the
+# repository's first commit. Define no tests in Classroom's web form for this assignment: Classroom
+# would write its own workflow over this file.
 #
 # The instructor's checks are not in this repository: they live in the instructor's private course
 # repository (solutions/, with the hidden checks), which the job checks out with a token. Set, in
@@ -161,12 +163,12 @@ def _grade_script(plans: list[LabPlan]) -> str:
     table = "\n".join(f"grade {p.lab} {p.notebook} {'yes' if p.kind else 'no'} "
                       f"{','.join(step_id(c) for c, _ in p.checks)}" for p in plans)
     return f"""\
-# the commit to compare with: the one before this push; run by hand, the repository's first
-# commit (the release); none on the first commit itself, which holds no work of the student's
+# the commit to compare with: the one before this push; run by hand or by Classroom's regrade, the
+# repository's first commit (the release); none on the first commit itself, which holds no work
 base=""
 if [ "$EVENT" = push ] && git cat-file -e "$BEFORE^{{commit}}" 2>/dev/null; then
   base="$BEFORE"
-elif [ "$EVENT" = workflow_dispatch ]; then
+elif [ "$EVENT" != push ]; then
   base="$(git rev-list --max-parents=0 HEAD | tail -n 1)"
 elif git rev-parse -q --verify HEAD~1 >/dev/null; then
   base=HEAD~1
@@ -234,9 +236,11 @@ def _workflow(plans: list[LabPlan]) -> dict:
                   "env": {f"{step_id(c).upper()}_RESULTS": f"${{{{ steps.{step_id(c)}.outputs.result }}}}"
                           for p in plans for c, _ in p.checks},
                   "with": {"runners": "${{ steps.changed.outputs.runners }}"}})
-    return {"name": "classroom", "on": ["push", "workflow_dispatch"],
-            "jobs": {"autograding": {"runs-on": "ubuntu-24.04",
-                                     "permissions": {"actions": "read", "contents": "read"},
+    # As the workflow GitHub Classroom writes itself: its regrade event, the permissions it asks, and no
+    # run for its bot's push that creates the student's repository.
+    return {"name": "classroom", "on": ["push", "workflow_dispatch", "repository_dispatch"],
+            "jobs": {"autograding": {"runs-on": "ubuntu-24.04", "if": "github.actor != 'github-classroom[bot]'",
+                                     "permissions": {"checks": "write", "actions": "read", "contents": "read"},
                                      "timeout-minutes": 90, "steps": steps}}}
 
 
