@@ -40,7 +40,7 @@ LAYERS = {
     "cloud": ("prices", "spend", "emulators", "aws", "sagemaker", "autoscaling", "alarms", "bluegreen", "vertex",
               "budgets"),
     "course": ("cells", "checks", "build", "grade", "grade_engine", "student", "lab", "syllabus", "locks", "batch",
-               "gradebook", "references", "release"),
+               "gradebook", "references", "release", "classroom"),
 }
 #: The module each short name (``labkit.dockerlab``) stands for.
 SHORT_NAMES = {name: f"{layer}.{name}" for layer, names in LAYERS.items() for name in names}

@@ -95,6 +95,14 @@ def _grade_all(args) -> int:
     return 0
 
 
+def _report_check(args) -> int:
+    from .course.classroom import check_status
+
+    status, line = check_status(Path(args.report), args.check)
+    print(line)
+    return status
+
+
 def jupyter_argv(port: int, extra: list[str]) -> list[str]:
     """How `make lab` starts JupyterLab: on labs/, bound to localhost, with this Python's kernel."""
     from .core.paths import LABS
@@ -228,6 +236,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timeout", type=int, default=900, help="seconds per cell (default 900)")
     p.add_argument("--regrade", action="store_true", help="grade again what an earlier run graded unchanged")
     p.set_defaults(func=_grade_all)
+
+    p = sub.add_parser("report-check", help="exit 0 when a check passed in a grading report (1: failed, "
+                                            "2: no such report or check, 3: skipped); GitHub Classroom's test")
+    p.add_argument("report", help="a report written by `labkit grade --json`")
+    p.add_argument("check", help="the check's id, e.g. 01.final-size")
+    p.set_defaults(func=_report_check)
 
     p = sub.add_parser("lab", help="open JupyterLab on labs/ (prints the URL; needs no browser)")
     p.add_argument("--port", type=int, default=8888)

@@ -71,16 +71,34 @@ def checks(nb) -> list[tuple[int, str, int]]:
     return [(index, *found) for index, cell in enumerate(nb.cells) if (found := check_of(cell))]
 
 
-def check_calls(cell) -> list[tuple[str, int]]:
-    """(id, points) of each ``check("id", points, ...)`` call in a cell's source (read with ast):
-    the tests hold them equal to the cell's metadata."""
+def _check_nodes(cell) -> list[ast.Call]:
+    """The ``check("id", points, ...)`` calls in a cell's source (read with ast)."""
     try:
         tree = ast.parse(cell.get("source", ""))
     except SyntaxError:
         return []
-    found = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", None)) == "check" \
-                and len(node.args) >= 2 and all(isinstance(a, ast.Constant) for a in node.args[:2]):
-            found.append((node.args[0].value, node.args[1].value))
+    return [node for node in ast.walk(tree)
+            if isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", None)) == "check"
+            and len(node.args) >= 2 and all(isinstance(a, ast.Constant) for a in node.args[:2])]
+
+
+def check_calls(cell) -> list[tuple[str, int]]:
+    """(id, points) of each ``check("id", points, ...)`` call in a cell's source (read with ast):
+    the tests hold them equal to the cell's metadata."""
+    return [(node.args[0].value, node.args[1].value) for node in _check_nodes(cell)]
+
+
+def check_needs(cell) -> dict[str, tuple[str, ...]]:
+    """The capabilities each ``check(...)`` call of a cell names in ``needs=``, by check id.
+    Raises ValueError when ``needs`` is not written as a literal tuple (it could not be read
+    without running the cell)."""
+    found = {}
+    for node in _check_nodes(cell):
+        needs = next((k.value for k in node.keywords if k.arg == "needs"), None)
+        try:
+            value = ast.literal_eval(needs) if needs is not None else ()
+        except ValueError:
+            raise ValueError(f"check {node.args[0].value!r}: write needs= as a literal tuple of capability "
+                             f"names, e.g. needs=(\"kind\", \"kubectl\")") from None
+        found[node.args[0].value] = (value,) if isinstance(value, str) else tuple(value)
     return found
