@@ -98,7 +98,8 @@ def test_the_release_has_what_a_student_needs_and_nothing_of_the_instructors(rel
     for name in ("labkit/__init__.py", "labkit/cli.py", "labkit/course/grade.py", "environments/app/model_server",
                  "environments/kind/cluster.sh", "environment.yml", ".gitignore"):
         assert (released / name).exists(), f"the release lacks {name}"
-    for name in ("solutions", "tests", "CHANGELOG.md", ".ci", ".github", ".secrets.baseline", "environments/release",
+    assert [p.name for p in (released / ".github" / "workflows").iterdir()] == ["classroom.yml"]
+    for name in ("solutions", "tests", "CHANGELOG.md", ".ci", ".secrets.baseline", "environments/release",
                  *(r.path for r in REFERENCES), *WITHHELD):
         assert not (released / name).exists(), f"the release holds {name}"
     assert not list(released.rglob("__pycache__")) and not list(released.rglob("*.egg-info"))

@@ -66,13 +66,12 @@ class Row:
 
 
 def _lab_of(path: Path, forced: str | None) -> str | None:
+    """What the notebook's metadata says, else its name (``dave_00_setup.ipynb``), else ``forced``."""
     try:
         return paths.lab_of(path)
     except Exception:  # noqa: BLE001 - unreadable or unnamed: the name, else the instructor's --lab
-        try:
-            return paths.lab_from_name(path)
-        except paths.LabNotFound:
-            return forced
+        match = re.search(r"(?:^|[_-])(\d\d)[_-]", path.name)
+        return match.group(1) if match else forced
 
 
 def _student_of_file(path: Path) -> str:

@@ -3,7 +3,8 @@
 A class must not clone what it is graded against: solutions/, tests/, and the answers that
 environments/ keeps for later labs (:mod:`labkit.course.references`). The release holds the labs
 as built from solutions/, the package, the starting files of environments/, a student README,
-Makefile and .gitignore (the templates in environments/release/), and pristine copies of the
+Makefile and .gitignore (the templates in environments/release/), GitHub Classroom's autograding
+workflow (:mod:`labkit.course.classroom`), and pristine copies of the
 labs, answer cells marked, in ``.labkit/pristine/``: there they stand in for solutions/, so
 that ``make grade`` checks a notebook against the checks the lab shows. The instructor's own
 grading adds the hidden ones.
@@ -22,7 +23,7 @@ import nbformat
 
 from ..core import paths
 from ..core.errors import LabkitError
-from . import cells
+from . import cells, classroom
 from .build import student_notebook
 from .references import REFERENCES, WITHHELD
 
@@ -54,6 +55,7 @@ def release(out: Path, *, force: bool = False) -> Path:
     (out / ".gitignore").write_text((TEMPLATES / "gitignore").read_text()
                                     + "# written from your own answers when a lab that uses them starts\n"
                                     + "".join(f"/{r.path}\n" for r in REFERENCES if r.used_by))
+    classroom.write_workflows(out)
     return out
 
 
