@@ -7,10 +7,10 @@ LAB    ?= 01
 PORT   ?= 8888
 
 .DEFAULT_GOAL := help
-.PHONY: help setup lab test grade doctor images bench clean cluster cluster-down
+.PHONY: help setup lab test grade grade-all release doctor images bench clean cluster cluster-down
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml environments/app/requirements.txt tests/requirements.txt environments/cloud/requirements.txt \
           environments/load/requirements.txt
@@ -33,6 +33,12 @@ test: setup images ## run the whole test suite (unit, notebooks, grading honesty
 
 grade: setup ## grade your notebook: make grade LAB=01
 	$(BIN)/labkit grade $(firstword $(wildcard labs/$(LAB)_*.ipynb) labs/$(LAB)_MISSING.ipynb) --json reports/$(LAB).json
+
+grade-all: setup ## grade a class: make grade-all SUBMISSIONS=folder/ [LAB=01] (writes grades/)
+	$(BIN)/labkit grade-all $(SUBMISSIONS) --out grades $(if $(filter command line,$(origin LAB)),--lab $(LAB)) $(GRADE_ARGS)
+
+release: setup ## write the repository a class clones, without the answers: make release OUT=../class-repo
+	$(BIN)/labkit release $(OUT)
 
 doctor: setup ## check this machine for what the labs need
 	$(BIN)/labkit doctor

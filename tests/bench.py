@@ -8,7 +8,7 @@ under stepped locust load with a CPU limit per instance size, and its control lo
 real Compose replicas (tests/autoscale_bench.py); lab 08's switch and rollback between two releases
 behind nginx, under load; grading times are graded runs of each
 solution notebook, with the part of it the checks' kernel spent (shared cells included, which
-both kernels run). Lab 04's figures come first: this CPU's bandwidth and multiply rates, and what
+both kernels run), and a class of ten graded by `labkit grade-all`, serial and two at a time. Lab 04's figures come first: this CPU's bandwidth and multiply rates, and what
 a few model sizes need against this machine and the GPU table.
 """
 
@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 import tempfile
 import time
 import urllib.request
 from pathlib import Path
 
-from labkit import build, capacity, compose, dockerlab, grade, paths, sagemaker, serving, traffic
+from labkit import batch, build, capacity, compose, dockerlab, grade, paths, sagemaker, serving, traffic
 from labkit.images import ensure_base_images
 from labkit.lab import Lab
 from labkit.load import run_across, run_load
@@ -204,7 +205,39 @@ def checks_seconds(executed: Path, solution: Path) -> float:
                if roles.get(c.get("id")) in (cells.CHECKER, cells.SHARED))
 
 
+def class_figures(workspace: Path) -> dict:
+    """`labkit grade-all` on a class of 10 lab 01 submissions (the solution, so every check runs
+    to the end; warm: the base images and the build cache are there), one at a time; then the
+    same class beside 10 of lab 00 with --jobs 2, which overlaps the two labs (one lab's runs never
+    overlap). The second run's summed per-submission seconds say what it would take one at a time."""
+    def grade_class(labs: tuple[str, ...], jobs: int) -> tuple[float, float]:
+        folder = workspace / f"class-{'-'.join(labs)}-{jobs}"
+        for lab in labs:
+            for n in range(10):
+                path = folder / f"student{n:02d}" / "labs" / paths.solution_for(lab).name
+                path.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy(paths.solution_for(lab), path)
+        started = time.monotonic()
+        rows = batch.grade_all(folder, folder / "grades", jobs=jobs, show=lambda line: print(line, file=sys.stderr))
+        wall = time.monotonic() - started
+        if any(r.status != batch.GRADED or r.score != r.max_score for r in rows):
+            raise SystemExit(f"the class {labs} did not score full marks: {[(r.student, r.status) for r in rows]}")
+        return round(wall, 1), round(sum(r.seconds for r in rows), 1)
+
+    serial, _ = grade_class(("01",), 1)
+    both, one_at_a_time = grade_class(("01", "00"), 2)
+    return {"class_of_10_lab01_serial_s": serial,
+            "class_of_10_lab01_and_10_lab00_jobs2_s": both,
+            "class_of_10_lab01_and_10_lab00_summed_runs_s": one_at_a_time}
+
+
 def main() -> int:
+    if sys.argv[1:] == ["class"]:  # only the class's grading times (`python -m tests.bench class`)
+        with tempfile.TemporaryDirectory(prefix="labkit-bench-") as workspace:
+            results = class_figures(Path(workspace))
+        for name, value in results.items():
+            print(f"{name}  {value}")
+        return 0
     results = cpu_figures()
     ensure_base_images()
     try:
@@ -214,6 +247,7 @@ def main() -> int:
             results.update(loop_figures())
             results.update(switch_figures(Path(workspace)))
             results.update(sagemaker_figures(Path(workspace)))
+            results.update(class_figures(Path(workspace)))
     finally:
         dockerlab.cleanup(LABEL, show=False)
         dockerlab.remove_images(LABEL, show=False)
