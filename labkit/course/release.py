@@ -16,7 +16,6 @@ import os
 import re
 import shutil
 import subprocess
-import tomllib
 from pathlib import Path
 
 import nbformat
@@ -100,6 +99,8 @@ def _write_labs(out: Path) -> None:
 def _drop_extras_not_shipped(out: Path) -> None:
     """Leave out of pyproject.toml (and environment.yml) the optional dependencies whose
     requirement files the release does not have (the test tools')."""
+    import tomllib  # Python 3.11+: only the instructor's machine writes releases
+
     pyproject = (out / "pyproject.toml").read_text()
     extras = tomllib.loads(pyproject)["tool"]["setuptools"]["dynamic"]["optional-dependencies"]
     dropped = [name for name, spec in extras.items() if not all((out / f).is_file() for f in spec["file"])]
