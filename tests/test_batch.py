@@ -13,7 +13,7 @@ from xml.etree import ElementTree as ET
 
 import pytest
 
-from labkit import batch, cli, gradebook, locks, paths
+from labkit import batch, cli, dockerlab, gradebook, locks, paths, probes
 
 
 def _notebook(path, lab="00"):
@@ -156,3 +156,35 @@ def test_grade_all_says_what_it_needs(tmp_path, capsys):
     assert "is not a folder" in capsys.readouterr().err
     assert cli.main(["grade-all", str(tmp_path), "--out", str(tmp_path / "grades")]) == 2
     assert "no notebooks" in capsys.readouterr().err
+
+
+@pytest.mark.docker
+@pytest.mark.skipif(bool(probes.docker_reason()), reason=str(probes.docker_reason()))
+def test_a_graded_run_waits_for_its_lab_and_leaves_another_labs_containers_alone(tmp_path):
+    """Another lab's container survives a graded run (cleanup is by lab), and a run of a lab
+    that another run holds waits for it instead of removing its work."""
+    other = dockerlab.run("python:3.11-slim", lab="01", command=["sleep", "300"])
+    held, release = threading.Event(), threading.Event()
+
+    def hold():
+        with locks.graded_run("00"):
+            held.set()
+            release.wait(30)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert held.wait(10)
+        threading.Timer(3, release.set).start()  # the other run ends three seconds in
+        _notebook(tmp_path / "class" / "bob_00_setup.ipynb")
+        [row] = batch.grade_all(tmp_path / "class", tmp_path / "grades", lab="00", limit=120, show=lambda line: None)
+        assert (row.status, row.score, row.max_score) == (batch.GRADED, 0, 5), row
+        assert "waiting for another graded run to release the lab-00 lock" in \
+            (tmp_path / "grades" / "reports" / "bob" / "00.log").read_text()
+        other.reload()
+        assert other.status == "running", "a graded run of lab 00 touched lab 01's container"
+        assert not dockerlab.client().containers.list(all=True, filters={"label": f"{dockerlab.LABEL}=00"})
+    finally:
+        release.set()
+        holder.join()
+        other.remove(force=True)

@@ -371,9 +371,9 @@ def _path_without_kubectl(folder: Path) -> str:
 
 #: Lab 00's four runs are one class, graded by `labkit grade-all` (a process per submission) with
 #: the submissions a class also brings: unreadable, empty, another lab's, a duplicate, and one
-#: that never ends (CLASS_LIMIT_S, against about 10 s for the others).
+#: that never ends (CLASS_LIMIT_S, against about 10 s for each of the others).
 CLASS = {"alice": "solution", "mallory": "cheating", "carol": "tampered", "bob": "unsolved"}
-CLASS_LIMIT_S = 45
+CLASS_LIMIT_S = 30
 
 
 class Runs:

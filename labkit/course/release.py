@@ -74,8 +74,12 @@ def _fresh_folder(out: Path, force: bool) -> Path:
 def _shipped_files() -> list[str]:
     """The repository's files a class gets as they are: those git has or would add (so no caches,
     scratch folders or virtual environments), less the answers and the templates."""
-    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard", "--", *SHIPPED],
-                            cwd=paths.REPO, capture_output=True, text=True, check=True).stdout.split("\0")
+    try:
+        listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard", "--", *SHIPPED],
+                                cwd=paths.REPO, capture_output=True, text=True, check=True).stdout.split("\0")
+    except (OSError, subprocess.CalledProcessError) as exc:
+        raise ReleaseError(f"{paths.REPO} is not a git clone that git can read (the release copies the files git "
+                           f"tracks, so no caches or scratch folders get in): {exc}") from None
     return sorted(name for name in listed if name and (paths.REPO / name).is_file()
                   and not any(name == left or left.endswith("/") and name.startswith(left) for left in LEFT_OUT))
 
