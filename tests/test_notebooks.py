@@ -559,6 +559,7 @@ def test_a_class_graded_by_grade_all_gets_a_row_each_with_the_reason(runs):
     assert "data:image/png;base64," in (out / "summary.html").read_text()
     assert "| 00.hello-run | 3 |" in (out / "summary.md").read_text()
     assert (out / "reports" / "alice" / "00.md").read_text().startswith("# Lab 00: 5/5")
+    assert "still running after" in (out / "reports" / "frank" / "00.md").read_text()
     again = batch.grade_all(graded["folder"], out, lab="00", limit=CLASS_LIMIT_S, show=lambda line: None)
     assert [r.reused for r in again] == [r.status != batch.DUPLICATE for r in graded["rows"]], \
         "a second run grades nothing again"

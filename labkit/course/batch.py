@@ -239,6 +239,9 @@ class Batch:
         row = self._run(submission, report, row)
         report.write_text(json.dumps({**_read_json(report), "batch": {**row.as_dict(), "fingerprint": fingerprint}},
                                      indent=2) + "\n")
+        if not report.with_suffix(".md").exists():  # the grader wrote none: the student still reads why
+            report.with_suffix(".md").write_text(f"# Lab {row.lab or '?'}: {row.status}\n\nNotebook: "
+                                                 f"`{row.notebook}`\n\n> {row.reason}\n")
         return row
 
     def _run(self, submission: Submission, report: Path, row: Row) -> Row:
