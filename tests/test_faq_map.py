@@ -20,6 +20,7 @@ import html
 import os
 import re
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -152,6 +153,7 @@ def _heading_ids(markdown: str) -> list[str]:
     return [html.unescape(i) for i in re.findall(r"<h[1-6] id=\"([^\"]*)\"", markdown2html_mistune(markdown))]
 
 
+@cache
 def notebook_anchors(path: Path) -> list[str]:
     """The anchors of a notebook's markdown headings, in order, as nbconvert writes them; where one
     differs from JupyterLab's (``unquote`` of it), it needed percent-encoding."""
@@ -159,6 +161,7 @@ def notebook_anchors(path: Path) -> list[str]:
     return [i for cell in nb.cells if cell.cell_type == "markdown" for i in _heading_ids(cell.source)]
 
 
+@cache
 def github_anchors(path: Path) -> list[str]:
     """The anchors GitHub gives a Markdown file's headings: lower case, punctuation dropped,
     spaces as "-", and "-1", "-2"... on repeats."""
