@@ -1,6 +1,6 @@
 """The student's side, in a real browser: JupyterLab started as `make lab` starts it, lab 00 run
-from the menu (Run → Run All Cells) with an answer that gets one check right and one wrong, and
-what the student then sees: the passed check's line, the failed check's why and hint, the score
+from the menu (Run → Run All Cells) after an answer typed into it that gets one check right and
+one wrong, and what the student then sees: the passed check's line, the failed check's why and hint, the score
 table; then lab 01's exercise cells. Playwright drives Debian's Chromium (`.ci/run` installs it;
 no browser download). Screenshots go to reports/screenshots/, which CI keeps.
 
@@ -25,7 +25,7 @@ pytestmark = [pytest.mark.docker, pytest.mark.notebook,
               pytest.mark.skipif(bool(probes.docker_reason()), reason=str(probes.docker_reason()))]
 
 SCREENSHOTS = paths.REPO / "reports" / "screenshots"
-# A student's first try: the right base image, the wrong message (00.hello-image passes, 00.hello-run fails).
+# A student's first try, typed into lab 00's answer cell: the right base image, the wrong message (00.hello-image passes, 00.hello-run fails).
 ANSWER = "FROM python:3.11-slim\nCMD [\"python\", \"-c\", \"print('hello')\"]\n"
 RUN_ALL_S = 180  # measured: the whole test takes about 15 s here once lab 00's base image exists
 
@@ -81,12 +81,19 @@ def labs_copy(tmp_path) -> Path:
     assert dockerlab.client().containers.list(all=True, filters={"label": "labkit.lab=00"}) == []
 
 
-def answer_lab_00(notebook: Path) -> None:
-    """Write ANSWER into lab 00's answer cell, as a student would have typed it."""
-    nb = nbformat.read(notebook, as_version=4)
-    (cell,) = [c for c in nb.cells if c.cell_type == "code" and c.source.endswith(build.FILE_STUB.strip())]
-    cell.source = cell.source.replace(build.FILE_STUB.strip(), ANSWER.strip())
-    nbformat.write(nb, notebook)
+def type_answer(notebook, marker: str, answer: str) -> None:
+    """Type ``answer`` over the ``# YOUR CODE HERE`` line of the cell that starts with ``marker``,
+    key by key, as a student would."""
+    stub = notebook.locator(".jp-CodeCell", has_text=marker).locator(".cm-line", has_text=build.FILE_STUB.strip())
+    stub.click()
+    page = notebook.page
+    page.keyboard.press("End")
+    page.keyboard.press("Shift+Home")
+    for number, line in enumerate(answer.strip().splitlines()):
+        if number:
+            page.keyboard.press("Enter")
+        page.keyboard.type(line)
+    page.keyboard.press("Escape")  # command mode: the menu's Run All runs from there
 
 
 def open_notebook(page, server, name: str):
@@ -98,7 +105,8 @@ def open_notebook(page, server, name: str):
 
 
 def shoot(locator, name: str) -> None:
-    locator.scroll_into_view_if_needed()
+    """A screenshot of the page with ``locator`` in the middle of the notebook's view."""
+    locator.evaluate("element => element.scrollIntoView({block: 'center'})")
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     locator.page.screenshot(path=SCREENSHOTS / name)
 
@@ -107,9 +115,10 @@ def test_a_student_runs_lab_00_and_sees_the_checks(page, labs_copy, jupyterlab):
     from playwright.sync_api import expect
 
     shipped = (paths.LABS / "00_setup.ipynb").read_bytes()
-    answer_lab_00(labs_copy / "00_setup.ipynb")
     server = jupyterlab(labs_copy)
     notebook = open_notebook(page, server, "00_setup.ipynb")
+    answer = "%%writefile work/00/hello/Dockerfile"
+    type_answer(notebook, answer, ANSWER)
 
     page.locator(".lm-MenuBar-item", has_text=re.compile(r"^Run$")).click()
     page.locator("#jp-mainmenu-run .lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).click()
@@ -128,11 +137,12 @@ def test_a_student_runs_lab_00_and_sees_the_checks(page, labs_copy, jupyterlab):
     expect(failed).to_contain_text("why: the container printed 'hello' (expected 'hello from a container')")
     expect(failed).to_contain_text("hint: What a container runs by default comes from CMD")
     shoot(passed, "00_checks.png")
+    shoot(notebook.locator(".jp-CodeCell", has_text=answer), "00_answer.png")
     # the kernel ran in the copy: the answer landed in its work/00, and labs/ is as it was
     assert (labs_copy / "work" / "00" / "hello" / "Dockerfile").read_text().strip() == ANSWER.strip()
     assert (paths.LABS / "00_setup.ipynb").read_bytes() == shipped
 
-    lab01 = next(p.name for p in paths.lab_notebooks(labs_copy) if p.name.startswith("01_"))
+    lab01 = paths.lab_notebook("01").name
     exercises = [c for c in nbformat.read(labs_copy / lab01, as_version=4).cells
                  if c.cell_type == "code" and build.FILE_STUB.strip() in c.source]
     notebook = open_notebook(page, server, lab01)
