@@ -103,14 +103,15 @@ def _report_check(args) -> int:
     return status
 
 
-def jupyter_argv(port: int, extra: list[str]) -> list[str]:
-    """How `make lab` starts JupyterLab: on labs/, bound to localhost, with this Python's kernel."""
+def jupyter_argv(port: int, extra: list[str], notebook_dir: Path | None = None) -> list[str]:
+    """How `make lab` starts JupyterLab: on labs/ (a test: on a copy), bound to localhost, with this
+    Python's kernel."""
     from .core.paths import LABS
 
     import os
 
     as_root = ["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []  # containers, CI
-    return [sys.executable, "-m", "jupyterlab", f"--notebook-dir={LABS}",
+    return [sys.executable, "-m", "jupyterlab", f"--notebook-dir={notebook_dir or LABS}",
             "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}", *as_root, *extra]
 
 

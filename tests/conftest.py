@@ -1,12 +1,20 @@
 """Fixtures several test files share."""
 
 import http.server
+import os
+import secrets
+import socket
+import subprocess
 import threading
 import time
+from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
+import requests
 
-from labkit import emulators
+from labkit import emulators, paths
+from labkit.cli import jupyter_argv
 
 
 class SharedMoto:
@@ -107,3 +115,76 @@ def compose_stack():
         label = {"label": f"com.docker.compose.project={project}"}
         assert dockerlab.client().containers.list(all=True, filters=label) == []
         assert dockerlab.client().networks.list(filters=label) == []
+
+
+@dataclass
+class JupyterLab:
+    """A JupyterLab server started by the ``jupyterlab`` fixture."""
+    url: str  # http://127.0.0.1:PORT
+    token: str
+    process: subprocess.Popen
+    log: Path  # the server's output, and its kernels'
+
+    def log_tail(self, chars: int = 2000) -> str:
+        return self.log.read_text(errors="replace")[-chars:]
+
+    def get(self, path: str, **params) -> requests.Response:
+        return requests.get(f"{self.url}{path}", params={"token": self.token, **params}, timeout=5)
+
+    def page(self, path: str = "/lab") -> str:
+        """The address a browser opens, token included."""
+        return f"{self.url}{path}?token={self.token}"
+
+    def stop(self) -> None:
+        """Shut its kernels down (their atexit cleanups run), then the server."""
+        if self.process.poll() is None:
+            for kernel in self.get("/api/kernels").json():
+                requests.delete(f"{self.url}/api/kernels/{kernel['id']}", params={"token": self.token}, timeout=30)
+            self.process.terminate()
+        self.process.wait(timeout=20)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def jupyterlab(tmp_path):
+    """``start(notebook_dir=labs/)``: JupyterLab as `make lab` starts it (labkit.cli.jupyter_argv), on a
+    free port with a token, its settings, workspaces and runtime files in ``tmp_path``, its kernels
+    importing this checkout's labkit without LABKIT_STRICT (a student's kernel); returns a
+    :class:`JupyterLab` once it answers. Stopped afterwards, kernels first."""
+    started: list[JupyterLab] = []
+
+    def start(notebook_dir: Path = paths.LABS) -> JupyterLab:
+        port, token = _free_port(), secrets.token_hex(16)
+        env = {key: value for key, value in os.environ.items() if key != "LABKIT_STRICT"}
+        env.update(JUPYTER_TOKEN=token, JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"),
+                   JUPYTER_CONFIG_DIR=str(tmp_path / "config"),
+                   JUPYTERLAB_SETTINGS_DIR=str(tmp_path / "settings"),
+                   JUPYTERLAB_WORKSPACES_DIR=str(tmp_path / "workspaces"),
+                   PYTHONPATH=os.pathsep.join(filter(None, [str(paths.REPO), os.environ.get("PYTHONPATH")])))
+        # no "Jupyter news" prompt over the page: it would fetch from the internet and cover screenshots
+        news = tmp_path / "settings" / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
+        news.parent.mkdir(parents=True, exist_ok=True)
+        news.write_text('{"fetchNews": "false", "checkForUpdates": false}')
+        log = tmp_path / f"jupyterlab-{port}.log"  # a file, not a pipe: a full pipe would block the server
+        with log.open("wb") as out:
+            process = subprocess.Popen(jupyter_argv(port, ["--no-browser"], notebook_dir), env=env,
+                                       stdout=subprocess.DEVNULL, stderr=out)
+        lab = JupyterLab(f"http://127.0.0.1:{port}", token, process, log)
+        started.append(lab)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                lab.get("/api/status").raise_for_status()
+                return lab
+            except requests.ConnectionError:
+                time.sleep(0.5)
+        pytest.fail(f"JupyterLab did not answer: {lab.log_tail()}")
+
+    yield start
+    for lab in started:
+        lab.stop()
