@@ -4,9 +4,10 @@ spend's hourly view, which must be the catalogue's figures."""
 
 from dataclasses import replace
 
+import nbformat
 import pytest
 
-from labkit import prices, spend
+from labkit import paths, prices, spend
 from labkit.core.errors import LabkitError
 from labkit.prices import Price
 
@@ -108,3 +109,17 @@ def test_spend_is_a_view_of_the_catalogue():
                for key in spend.PRICES[cloud])
     assert prices.PRICES["sagemaker"]["ml.c5.large"].source in spend.PRICES_NOTE
     assert spend.HOURS_PER_MONTH == prices.HOURS_PER_MONTH == 730
+
+
+# What a lab's real-account resources are, as its overview's Cost row names them.
+OVERVIEW_ESTIMATES = {"05": ("sagemaker", "ml.m5.large", 4), "06": ("vertex", "n1-standard-2", 2),
+                      "07": ("sagemaker", "ml.c5.large", 1), "08": ("sagemaker", "ml.c5.large", 2)}
+
+
+@pytest.mark.parametrize("lab", sorted(OVERVIEW_ESTIMATES))
+def test_each_overview_states_the_hourly_cost_the_catalogue_gives(lab):
+    """A price changed in the catalogue must change the figure the student reads first."""
+    cloud, kind, count = OVERVIEW_ESTIMATES[lab]
+    overview = nbformat.read(paths.lab_notebook(lab), as_version=4).cells[0].source
+    cost = next(line for line in overview.splitlines() if line.startswith("| Cost |"))
+    assert kind in cost and f"${spend.estimate(cloud, kind, count).per_hour:.2f}" in cost, cost
