@@ -13,9 +13,10 @@ over a Unix socket (:mod:`labkit.student`): the engine thaws the student kernel,
 call there in a cell of its own and hands back the JSON value, and the outputs the notebook
 has shown so far.
 
-Both kernels talk to the engine over IPC (Unix sockets in the run's private folder), not TCP:
-everything is on one machine, so no port, key or encryption is needed, and ipykernel has no
-unencrypted TCP traffic to warn about on every start.
+Both kernels talk to the engine over IPC, not TCP: their sockets are files in the run's private
+folder (only this user can open them), beside the bridge's. Everything is on one machine, so
+there is no port to pick and nothing crosses a network to encrypt, and ipykernel does not warn,
+at every start, that it runs over TCP in plain text.
 """
 
 from __future__ import annotations
