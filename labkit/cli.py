@@ -105,14 +105,20 @@ def _report_check(args) -> int:
 
 def jupyter_argv(port: int, extra: list[str], notebook_dir: Path | None = None) -> list[str]:
     """How `make lab` starts JupyterLab: on labs/ (a test: on a copy), bound to localhost, with this
-    Python's kernel."""
+    Python's kernel.
+
+    Its kernels encrypt their traffic (CurveZMQ keys the server provisions for a kernelspec that
+    declares them, as ipykernel's does), so that ipykernel does not warn at each start that it
+    runs over TCP in plain text. Not IPC: its sockets would sit in Jupyter's runtime folder, whose
+    path (a setting, a long home) can exceed the 104-108 bytes a socket path may have."""
     from .core.paths import LABS
 
     import os
 
     as_root = ["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []  # containers, CI
     return [sys.executable, "-m", "jupyterlab", f"--notebook-dir={notebook_dir or LABS}",
-            "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}", *as_root, *extra]
+            "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
+            "--MappingKernelManager.transport_encryption=auto", *as_root, *extra]
 
 
 def _lab(args) -> int:

@@ -120,3 +120,14 @@ def test_a_student_function_that_never_returns_fails_the_check_not_the_grading(t
     ])
     assert "did not return within 3s" in text(nb[1])
     assert "not run" in text(nb[2])
+
+
+def test_both_kernels_talk_over_ipc_and_print_no_tcp_warning(tmp_path, capfd):
+    """ipykernel warns on stderr at every start over TCP ("running over TCP without encryption");
+    a kernel's stderr is the grader's, so the warning would reach every graded run's log."""
+    nb = run(tmp_path, [
+        (cells.STUDENT, "import json, ipykernel\nprint(json.load(open(ipykernel.get_connection_file()))['transport'])"),
+        (cells.CHECKER, "import json, ipykernel\nprint(json.load(open(ipykernel.get_connection_file()))['transport'])"),
+    ])
+    assert [text(cell).strip() for cell in nb] == ["ipc", "ipc"]
+    assert "without encryption" not in capfd.readouterr().err

@@ -4,9 +4,10 @@ spend's hourly view, which must be the catalogue's figures."""
 
 from dataclasses import replace
 
+import nbformat
 import pytest
 
-from labkit import prices, spend
+from labkit import paths, prices, spend
 from labkit.core.errors import LabkitError
 from labkit.prices import Price
 
@@ -108,3 +109,29 @@ def test_spend_is_a_view_of_the_catalogue():
                for key in spend.PRICES[cloud])
     assert prices.PRICES["sagemaker"]["ml.c5.large"].source in spend.PRICES_NOTE
     assert spend.HOURS_PER_MONTH == prices.HOURS_PER_MONTH == 730
+
+
+# What a lab's real-account resources are, as its overview's Cost row names them.
+OVERVIEW_ESTIMATES = {"05": ("sagemaker", "ml.m5.large", 4), "06": ("vertex", "n1-standard-2", 2),
+                      "07": ("sagemaker", "ml.c5.large", 1), "08": ("sagemaker", "ml.c5.large", 2)}
+
+
+def _cost_row(lab: str) -> str:
+    overview = nbformat.read(paths.lab_notebook(lab), as_version=4).cells[0].source
+    return next(line for line in overview.splitlines() if line.startswith("| Cost |"))
+
+
+@pytest.mark.parametrize("lab", sorted(OVERVIEW_ESTIMATES))
+def test_each_overview_states_the_hourly_cost_the_catalogue_gives(lab):
+    """A price changed in the catalogue must change the figure the student reads first."""
+    cloud, kind, count = OVERVIEW_ESTIMATES[lab]
+    cost = _cost_row(lab)
+    assert kind in cost and f"${spend.estimate(cloud, kind, count).per_hour:.2f}" in cost, cost
+
+
+def test_lab_03_states_secret_managers_prices_and_free_allowance():
+    version, access = prices.price("secret_manager", "active_version"), prices.price("secret_manager", "access")
+    cost = _cost_row("03")
+    assert f"${version.usd:.2f} per active version" in cost
+    assert f"${access.usd * 10_000:.2f} per 10,000 accesses" in cost
+    assert f"{version.free:g} versions and {access.free:,.0f} accesses a month are free" in cost

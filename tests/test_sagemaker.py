@@ -134,10 +134,10 @@ def test_moto_returns_the_containers_real_answers(images, moto):
         port = dockerlab.host_port(container, sagemaker.PORT)
         assert contract.first_ok(contract.poll(port, "/ping", until=30)) is not None
         body = json.dumps({"instances": serving.IRIS_ROWS}).encode()
-        sagemaker.seed_from_container(moto.url, port, [body], variant="blue")
+        sagemaker.seed_from_container(moto.url, port, [body], variant="current")
         answer = moto.client("sagemaker-runtime").invoke_endpoint(
             EndpointName="any", Body=body, ContentType="application/json")
         assert json.loads(answer["Body"].read())["predictions"] == serving.IRIS_CLASSES
-        assert answer["InvokedProductionVariant"] == "blue"
+        assert answer["InvokedProductionVariant"] == "current"
     finally:
         container.remove(force=True)

@@ -35,6 +35,15 @@ def test_require_opt_in_passes_with_both():
     spend.require_opt_in("x", confirm_spend=True, credentials_reason=None)
 
 
+def test_opt_in_reason_is_what_require_opt_in_raises():
+    """Lab 03 prints the reason and skips its optional GCP step, where labs 05-09 raise it."""
+    assert spend.opt_in_reason("x", confirm_spend=True, credentials_reason=None) is None
+    reason = spend.opt_in_reason("GCP Secret Manager", confirm_spend=False, credentials_reason=None)
+    with pytest.raises(spend.SpendNotConfirmed) as info:
+        spend.require_opt_in("GCP Secret Manager", confirm_spend=False, credentials_reason=None)
+    assert reason and str(info.value) == reason and "CONFIRM_SPEND = True" in reason
+
+
 def test_prices_cover_the_lab_types():
     assert {"ml.t2.medium", "ml.m5.large", "ml.m5.xlarge", "ml.c5.large", "ml.c5.xlarge", "ml.g4dn.xlarge",
             "ml.g5.xlarge"} <= set(spend.PRICES["sagemaker"])

@@ -126,6 +126,7 @@ def price(table: str, key: str) -> Price:
 
 _SAGEMAKER = "https://aws.amazon.com/sagemaker/pricing/"
 _VERTEX = "https://cloud.google.com/vertex-ai/pricing"
+_SECRET_MANAGER = "https://cloud.google.com/secret-manager/pricing"
 _SAGEMAKER_TABLES = ("several independent published tables agree on it; the official page's table could not be "
                      "read from here")
 _VERTEX_UNREAD = "the pricing page's figures could not be read from here; this is the last known list price"
@@ -221,6 +222,17 @@ _TABLES: dict[str, dict[str, Price]] = {
     "cost_explorer": {
         "api_request": Price(0.01, "request", "https://aws.amazon.com/aws-cost-management/aws-cost-explorer/pricing/",
                              "2026-12", True, "each paginated request is one request"),
+    },
+    # GCP Secret Manager (lab 03's optional step): active versions per month, prorated, and the
+    # access calls that read a version's data; management calls (create, delete) are free.
+    "secret_manager": {
+        "active_version": Price(0.06, "version-month", _SECRET_MANAGER, "2026-12", True,
+                                "per active (enabled or disabled) version per location, billed in proportion to the "
+                                "time it is active; destroyed versions are free; automatic replication counts as one "
+                                "location", free=6),
+        "access": Price(0.000003, "access-operation", _SECRET_MANAGER, "2026-12", True,
+                        "the page's $0.03 per 10,000 access operations (calls that read a version's data)",
+                        free=10_000),
     },
 }
 

@@ -1,4 +1,4 @@
-"""Guardrails for the real-account steps of labs 05 (SageMaker) and 06 (Vertex AI).
+"""Guardrails for the real-account steps of labs 05 (SageMaker) and 06 (Vertex AI), and lab 03's GCP step.
 
 A lab may create billable resources only after the student has credentials *and* has
 set ``CONFIRM_SPEND = True`` having read the cost estimate (:func:`require_opt_in`).
@@ -69,11 +69,11 @@ def resource_tags(lab: str, run: str) -> dict[str, str]:
     return {LAB_TAG: lab, RUN_TAG: run}
 
 
-def require_opt_in(target: str, *, confirm_spend: bool, credentials_reason: str | None) -> None:
-    """Refuse (SpendNotConfirmed) unless credentials are there and the student confirmed the spend.
+def opt_in_reason(target: str, *, confirm_spend: bool, credentials_reason: str | None) -> str | None:
+    """Why nothing may be created on ``target`` (credentials or the confirmation missing), or None.
 
-    ``credentials_reason`` is the credentials probe's answer (None when present). Call this
-    before creating anything.
+    ``credentials_reason`` is the credentials probe's answer (None when present). A cell that
+    skips an optional step prints this; :func:`require_opt_in` raises it.
     """
     missing = []
     if credentials_reason:
@@ -81,9 +81,16 @@ def require_opt_in(target: str, *, confirm_spend: bool, credentials_reason: str 
     if not confirm_spend:
         missing.append("confirmation: read the cost estimate printed above, then set CONFIRM_SPEND = True in the "
                        "Parameters cell and rerun (the emulator path needs neither and costs nothing)")
-    if missing:
-        raise SpendNotConfirmed(f"not creating anything on {target}, because of what is missing — "
-                                + "; ".join(missing))
+    if not missing:
+        return None
+    return f"not creating anything on {target}, because of what is missing — " + "; ".join(missing)
+
+
+def require_opt_in(target: str, *, confirm_spend: bool, credentials_reason: str | None) -> None:
+    """Refuse (SpendNotConfirmed) unless credentials are there and the student confirmed the spend.
+    Call this before creating anything."""
+    if reason := opt_in_reason(target, confirm_spend=confirm_spend, credentials_reason=credentials_reason):
+        raise SpendNotConfirmed(reason)
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,11 @@ A check that needs the student's code (an exercise whose answer is a function) a
 over a Unix socket (:mod:`labkit.student`): the engine thaws the student kernel, runs the
 call there in a cell of its own and hands back the JSON value, and the outputs the notebook
 has shown so far.
+
+Both kernels talk to the engine over IPC, not TCP: their sockets are files in the run's private
+folder (only this user can open them), beside the bridge's. Everything is on one machine, so
+there is no port to pick and nothing crosses a network to encrypt, and ipykernel does not warn,
+at every start, that it runs over TCP in plain text.
 """
 
 from __future__ import annotations
@@ -80,6 +85,8 @@ class _Run:
     async def main(self) -> None:
         with tempfile.TemporaryDirectory(prefix="labkit-bridge-") as folder:
             bridge = str(Path(folder) / "bridge.sock")
+            self.student.km = _ipc_manager(self.student, Path(folder) / "student.json")
+            self.checker.km = _ipc_manager(self.checker, Path(folder) / "checker.json")
             server = await asyncio.start_unix_server(self._serve, path=bridge)
             try:
                 async with self.student.async_setup_kernel(env=self.student_env, cwd=self.cwd), \
@@ -264,6 +271,17 @@ class _Run:
     def _outputs(self) -> list[str]:
         """The text of every output of the cells the student kernel ran so far."""
         return [output_text(o) for i in self.executed for o in self.nb.cells[i].get("outputs", [])]
+
+
+def _ipc_manager(client: PapermillNotebookClient, connection_file: Path):
+    """A manager for ``client``'s kernel that listens on Unix sockets named after ``connection_file``.
+
+    The folder is the run's own (mode 0700, removed after the run); its path must stay short,
+    as the bridge's socket's does: a socket path holds at most 104 bytes (macOS) or 108 (Linux).
+    The client still owns the manager: it shuts the kernel down and cleans its files up.
+    """
+    return client.kernel_manager_class(kernel_name=client.kernel_name, config=client.config,
+                                       transport="ipc", connection_file=str(connection_file))
 
 
 def _error_output(name: str, value: str):
