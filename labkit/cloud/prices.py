@@ -126,7 +126,7 @@ def price(table: str, key: str) -> Price:
 
 _SAGEMAKER = "https://aws.amazon.com/sagemaker/pricing/"
 _VERTEX = "https://cloud.google.com/vertex-ai/pricing"
-_SECRET_MANAGER = "https://cloud.google.com/secret-manager/pricing"
+_SECRET_MANAGER = "https://cloud.google.com/secret-manager/pricing"  # pragma: allowlist secret (a URL)
 _SAGEMAKER_TABLES = ("several independent published tables agree on it; the official page's table could not be "
                      "read from here")
 _VERTEX_UNREAD = "the pricing page's figures could not be read from here; this is the last known list price"
