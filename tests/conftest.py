@@ -3,7 +3,6 @@
 import http.server
 import os
 import secrets
-import socket
 import subprocess
 import threading
 import time
@@ -144,12 +143,6 @@ class JupyterLab:
         self.process.wait(timeout=20)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def jupyterlab(tmp_path):
     """``start(notebook_dir=labs/)``: JupyterLab as `make lab` starts it (labkit.cli.jupyter_argv), on a
@@ -159,7 +152,7 @@ def jupyterlab(tmp_path):
     started: list[JupyterLab] = []
 
     def start(notebook_dir: Path = paths.LABS) -> JupyterLab:
-        port, token = _free_port(), secrets.token_hex(16)
+        port, token = emulators.free_port(None), secrets.token_hex(16)
         env = {key: value for key, value in os.environ.items() if key != "LABKIT_STRICT"}
         env.update(JUPYTER_TOKEN=token, JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"),
                    JUPYTER_CONFIG_DIR=str(tmp_path / "config"),
