@@ -46,6 +46,26 @@ def test_no_capacity_when_no_step_meets_the_objective():
     assert capacity.capacity([step(100, math.nan, requests=0)], 50) is None  # no answers at all
 
 
+def test_a_step_that_misses_the_objective_is_run_once_more_and_the_better_kept(monkeypatch):
+    # what each run of a rate gives, in order: 200 misses once (a stall), 400 twice (the replica)
+    given = {100: [step(100, 20)], 200: [step(200, 180), step(200, 30)],
+             400: [step(400, 160), step(400, 90, rps=300)]}
+    ran = []
+
+    def fake_step(url, body, *, users, rate, **_):
+        ran.append(rate)
+        return given[rate].pop(0)
+
+    monkeypatch.setattr(capacity, "run_step", fake_step)
+    steps = capacity.step_load("http://127.0.0.1:1/", b"{}", rates=(100, 200, 400), p99_objective_ms=100, show=False)
+    assert ran == [100, 200, 200, 400, 400]
+    assert [s.p99_ms for s in steps] == [20, 30, 90]  # both runs of 400 miss: the lower p99 is kept
+    given[400] = [step(400, 160)]
+    ran.clear()
+    capacity.step_load("http://127.0.0.1:1/", b"{}", rates=(400,), show=False)  # no objective: one run each
+    assert ran == [400]
+
+
 @pytest.mark.parametrize("url", ["http://127.0.0.1:8080/predict", "http://127.9.9.9/", "http://localhost:1/x",
                                  "http://[::1]:8080/predict", "http://LOCALHOST:80/"])
 def test_loopback_targets_are_accepted(url):

@@ -64,34 +64,53 @@ class Step:
 
 def step_load(url: str, body: bytes, *, rates=(50, 100, 200, 400), seconds_per_step: int = 5,
               max_requests: int = 5000, content_type: str = "application/json", container=None,
-              show: bool = True) -> list[Step]:
+              p99_objective_ms: float | None = None, show: bool = True) -> list[Step]:
     """Offer each rate of ``rates`` (requests/s, in order) to ``url`` for ``seconds_per_step``
     seconds or ``max_requests`` requests, whichever comes first: one :class:`Step` each. The
     whole call is bounded by ``len(rates) × (seconds_per_step + STARTUP_S)`` seconds and
     ``len(rates) × max_requests`` requests. Given the server's ``container``, each step also
     says the CPU it used: a server below its CPU limit at the top step was held back by
-    something else (the machine's other cores: the loader, Docker's proxy, other work)."""
+    something else (the machine's other cores: the loader, Docker's proxy, other work).
+
+    Given ``p99_objective_ms``, a step that misses the objective (an error, p99 at or over it, or
+    under 90 % of the rate offered) is run once more and the better of the two kept: other work
+    on the machine only ever makes a step look worse, and one stall of a busy laptop should not
+    decide a replica's capacity, where two in a row describe the replica. This bounds the call
+    by twice the figures above."""
     require_loopback(url)
     if not rates or any(r <= 0 for r in rates):
         raise ValueError(f"rates must be positive requests/s, got {list(rates)}")
-    steps = []
-    for rate in rates:
+    def one(rate: float, again: bool = False) -> Step:
         used = container_cpu_s(container)
         step = run_step(url, body, users=max(1, math.ceil(rate / PER_USER_RPS)), rate=rate,
                         seconds=seconds_per_step, max_requests=max_requests, content_type=content_type)
         if container is not None:
             step = dataclasses.replace(step, server_cpu=(container_cpu_s(container) - used) / step.seconds)
         if show:
-            print(step.line())
+            print(step.line() + ("  (again)" if again else ""))
+        return step
+
+    steps = []
+    for rate in rates:
+        step = one(rate)
+        if p99_objective_ms is not None and _missed(step, p99_objective_ms):
+            step = min(step, one(rate, again=True), key=lambda s: (_missed(s, p99_objective_ms), s.errors, s.p99_ms))
         steps.append(step)
     return steps
 
 
+def _missed(step: Step, p99_objective_ms: float) -> bool:
+    return bool(step.errors or not step.requests or not step.p99_ms < p99_objective_ms
+                or step.rps < 0.9 * (step.offered_rps or 0))
+
+
 def measure_replica(image: str, body: bytes, *, lab: str, cpus: float, rates, seconds_per_step: int,
                     name: str | None = None, max_requests: int = 5000, warmup: int = 20,
-                    environment: dict | None = None, show: bool = True) -> list[Step]:
+                    environment: dict | None = None, p99_objective_ms: float | None = None,
+                    show: bool = True) -> list[Step]:
     """One replica of ``image`` on loopback with a CPU limit of ``cpus`` (standing for an instance
-    size), warmed up with ``warmup`` requests (its first answers are slow), then :func:`step_load`;
+    size), warmed up with ``warmup`` requests (its first answers are slow), then :func:`step_load`
+    (which runs a step that misses ``p99_objective_ms`` once more);
     the container is removed however the call ends. Lab 07's §1 and its check, and the bench,
     measure with this one function."""
     from ..tools import dockerlab
@@ -104,7 +123,7 @@ def measure_replica(image: str, body: bytes, *, lab: str, cpus: float, rates, se
         if show:
             print(f"one replica, {cpus} CPU, {seconds_per_step} s a step:")
         return step_load(url, body, rates=rates, seconds_per_step=seconds_per_step, max_requests=max_requests,
-                         container=replica, show=show)
+                         container=replica, p99_objective_ms=p99_objective_ms, show=show)
 
 
 def container_cpu_s(container) -> float:
