@@ -78,7 +78,8 @@ def test_the_pool_never_runs_two_of_one_lab_nor_a_swarm_lab_beside_compose():
         pool.get(("09", 1))
 
 
-def test_a_graded_run_waits_for_another_of_its_lab_and_a_swarm_lab_for_compose_labs():
+def test_a_graded_run_waits_for_another_of_its_lab_and_a_swarm_lab_for_compose_labs(tmp_path, monkeypatch):
+    monkeypatch.setattr(locks, "FOLDER", tmp_path)  # locks of its own: a grader running meanwhile holds the real ones
     said: list[str] = []
     held, release = threading.Event(), threading.Event()
 

@@ -14,6 +14,9 @@ assertions about it:
   return the reference, a cleanup patched away) and the mistakes a weak check missed (a health
   check that checks nothing): exactly the checks they aim at fail.
 
+Every solution also runs as it ships under nbval (``LABKIT_STRICT=1``: a failed check raises),
+in a pytest of its own, so that it takes its turn beside the graded runs instead of after them.
+
 Lab 00's four runs are instead one class graded by ``labkit grade-all``, with the bad submissions a
 class brings (unreadable, empty, another lab's, a duplicate, one that never ends): the same
 assertions hold for its reports, and the class gets the right row for each.
@@ -30,7 +33,10 @@ import csv
 import json
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from xml.etree import ElementTree as ET
@@ -385,9 +391,9 @@ class Runs:
 
     def __init__(self, folder: Path):
         self.folder = folder
-        jobs = [(lab, variant) for variant in ("solution", "cheating", "tampered", "unsolved")
+        jobs = [(lab, variant) for variant in ("solution", "nbval", "cheating", "tampered", "unsolved")
                 for lab in self.ORDER if lab in LABS and lab != "00"]
-        jobs += [("00", "class"), ("00", "bad-input")]
+        jobs += [("00", "class"), ("00", "nbval"), ("00", "bad-input")]
         self.pool = batch.LabPool(jobs, lambda job: self._grade(*job), lab_of=lambda job: job[0], workers=WORKERS)
 
     def _write(self, nb, variant: str, lab: str) -> Path:
@@ -401,6 +407,8 @@ class Runs:
         environment = None
         if variant == "class":
             return self._grade_class()
+        if variant == "nbval":
+            return _nbval(lab)
         if variant == "unsolved":
             return grade.grade(paths.LABS / name, timeout=900)
         if variant == "solution":
@@ -452,6 +460,23 @@ def runs(tmp_path_factory):
     return Runs(tmp_path_factory.mktemp("graded"))
 
 
+@dataclass
+class NbvalRun:
+    returncode: int
+    output: str
+    seconds: float
+
+
+def _nbval(lab: str) -> NbvalRun:
+    """The solution as it ships, cell by cell under nbval, as `pytest --nbval-lax solutions/NN.ipynb`."""
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval-lax",
+                           "--nbval-cell-timeout=900", str(paths.solution_for(lab).relative_to(paths.REPO))],
+                          cwd=paths.REPO, env={**os.environ, "LABKIT_STRICT": "1"}, stdin=subprocess.DEVNULL,
+                          capture_output=True, text=True, timeout=3600)
+    return NbvalRun(done.returncode, done.stdout + done.stderr, time.monotonic() - started)
+
+
 def _failed(report):
     return [c for c in report.checks if not c["passed"] and not c["skipped"]]
 
@@ -468,6 +493,12 @@ def test_solution_scores_full_marks_even_with_its_check_cells_deleted(runs, lab)
     wrongly_skipped = [c for c in report.checks if c["skipped"] and not _skipped_by_a_probe(c)]
     assert not wrongly_skipped, json.dumps(wrongly_skipped, indent=1)
     assert not report.errors and not report.notes, json.dumps([report.errors, report.notes], indent=1)
+
+
+@pytest.mark.parametrize("lab", LABS)
+def test_solution_passes_nbval_as_it_ships(runs, lab):
+    run = runs.get(lab, "nbval")
+    assert run.returncode == 0, run.output[-8000:]
 
 
 @pytest.mark.parametrize("lab", LABS)
@@ -572,10 +603,10 @@ def test_nothing_is_left_behind(runs, capsys):
     with capsys.disabled():  # how long each graded run took, for whoever watches the suite's time
         print("\ngraded runs (seconds): " + ", ".join(
             f"{lab} {variant} {result.seconds:.0f}" for (lab, variant), result in sorted(results.items())
-            if isinstance(result, grade.Report)) + ", 00 class: " + ", ".join(
+            if isinstance(result, (grade.Report, NbvalRun))) + ", 00 class: " + ", ".join(
             f"{row.student} {row.seconds:.0f}" for row in runs.get("00", "class")["rows"]))
     assert set(results) >= {(lab, v) for lab in LABS for v in ("solution", "unsolved", "tampered", "cheating")
-                            if lab != "00"} | {("00", "class"), ("00", "bad-input")}
+                            if lab != "00"} | {(lab, "nbval") for lab in LABS} | {("00", "class"), ("00", "bad-input")}
     client = dockerlab.client()
     label = {"label": dockerlab.LABEL}
     left = (client.containers.list(all=True, filters=label) + client.networks.list(filters=label)
