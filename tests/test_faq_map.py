@@ -1,6 +1,7 @@
-"""The module FAQ's map, docs/faq.md: every question of the FAQ, every row of its tables, every
+"""The module FAQ's map, docs/faq.md, and the glossary, docs/glossary.md. The map: every question of the FAQ, every row of its tables, every
 item it lists and every command it gives is answered there next to a link to the lab section that
-makes it concrete, and every link leads somewhere that exists. Fast: reads files, runs nothing.
+makes it concrete, and every link leads somewhere that exists. The glossary: each term links to
+a lab section that exists and uses the term. Fast: reads files, runs nothing.
 
 A link to a lab section is ``../labs/NN_name.ipynb#ANCHOR``, where ANCHOR is the id JupyterLab 4
 gives the heading (``createHeaderId`` in @jupyterlab/rendermime: the rendered heading text with
@@ -31,6 +32,7 @@ from nbconvert.filters.markdown_mistune import markdown2html_mistune
 from labkit.core.paths import LABS, REPO
 
 MAP = REPO / "docs" / "faq.md"
+GLOSSARY = REPO / "docs" / "glossary.md"
 FAQ_ENV = "LABKIT_FAQ"
 #: The heading, in docs/faq.md, of the list of what no lab makes concrete yet.
 GAPS_HEADING = "Not yet a lab exercise"
@@ -148,9 +150,14 @@ def _lab_links(text: str) -> list[str]:
 # --- anchors ---------------------------------------------------------------------------------
 
 
+def _headings(markdown: str) -> list[tuple[int, str]]:
+    """(level, nbconvert's id) of each heading of ``markdown`` (ids percent-encoded where needed)."""
+    return [(int(level), html.unescape(i))
+            for level, i in re.findall(r"<h([1-6]) id=\"([^\"]*)\"", markdown2html_mistune(markdown))]
+
+
 def _heading_ids(markdown: str) -> list[str]:
-    """nbconvert's ids for the headings of ``markdown`` (percent-encoded where needed)."""
-    return [html.unescape(i) for i in re.findall(r"<h[1-6] id=\"([^\"]*)\"", markdown2html_mistune(markdown))]
+    return [i for _, i in _headings(markdown)]
 
 
 @cache
@@ -274,8 +281,39 @@ def test_the_gaps_are_listed_each_with_its_closest_lab_section(faq_map):
     assert entries and all(_lab_links(entry) for entry in entries), "a gap without its closest lab section"
 
 
+def section_text(notebook: Path, anchor: str) -> str:
+    """The Markdown of a notebook's section: from the cell with the heading ``anchor`` to the next
+    cell with a heading of the same level or above."""
+    text, level = "", None
+    for cell in nbformat.read(notebook, as_version=4).cells:
+        if cell.cell_type != "markdown":
+            continue
+        headings = dict((i, lvl) for lvl, i in _headings(cell.source))
+        levels = headings.values()
+        if level is None and anchor in headings:
+            level = headings[anchor]
+        elif level is not None and levels and min(levels) <= level:
+            break
+        if level is not None:
+            text += cell.source + "\n"
+    return text
+
+
+def test_every_glossary_term_links_to_a_lab_section_that_uses_it():
+    glossary = GLOSSARY.read_text()
+    assert link_problems(GLOSSARY, glossary) == []
+    rows = [line for line in table_lines(glossary) if _lab_links(line)]
+    assert len(rows) >= 20 and len(rows) == len(table_lines(glossary)) - 1, "a term without its lab section"
+    for row in rows:
+        term = row.strip("|").split("|")[0].strip()
+        path, _, anchor = _lab_links(row)[0].partition("#")
+        assert _contains(section_text((GLOSSARY.parent / path).resolve(), anchor), term), \
+            f"the glossary's '{term}' links to {path}#{anchor}, which does not use the term"
+
+
 def test_the_readme_links_the_map():
-    assert "(docs/faq.md)" in (REPO / "README.md").read_text()
+    readme = (REPO / "README.md").read_text()
+    assert "(docs/faq.md)" in readme and "(docs/glossary.md)" in readme
 
 
 @pytest.mark.parametrize("target, why", [
