@@ -137,6 +137,10 @@ def test_a_student_runs_lab_00_and_sees_the_checks(page, labs_copy, jupyterlab):
     expect(failed).to_contain_text("why: the container printed 'hello' (expected 'hello from a container')")
     expect(failed).to_contain_text("hint: What a container runs by default comes from CMD")
     shoot(passed, "00_checks.png")
+    diagram = notebook.locator(".jp-RenderedMermaid svg")  # How the checks work, drawn by Mermaid
+    expect(diagram).to_have_count(1)
+    expect(diagram).to_contain_text("the checks' kernel")
+    shoot(diagram, "00_diagram.png")
     shoot(notebook.locator(".jp-CodeCell", has_text=answer), "00_answer.png")
     # the kernel ran in the copy: the answer landed in its work/00, and labs/ is as it was
     assert (labs_copy / "work" / "00" / "hello" / "Dockerfile").read_text().strip() == ANSWER.strip()

@@ -88,6 +88,9 @@ CHEATS = {
             "layers-file": "%%writefile work/01/app/Dockerfile.cleanup\nFROM python:3.11-slim\n"
                            "RUN apt-get update && apt-get install -y --no-install-recommends curl\n"
                            "RUN rm -rf /var/lib/apt/lists/*",
+            # the slim base with pip's download cache kept in the image
+            "slim-dockerfile": "%%writefile work/01/app/Dockerfile.slim\n"
+                               + build.written_file(paths.solution_for("01"), "slim-dockerfile").replace("--no-cache-dir ", ""),
             # lab 01's slim single-stage image (30 % of the naive one: its layers are in the build
             # cache already), non-root, with a health check that checks nothing
             "final-dockerfile": "%%writefile work/01/app/Dockerfile\n"
@@ -100,7 +103,7 @@ CHEATS = {
                                "    'FROM python:3.11-slim\\nRUN apt-get update && apt-get install -y "
                                "--no-install-recommends curl && head -c 60000000 /dev/zero > /padding\\n'\n"
                                "    'RUN rm -rf /var/lib/apt/lists/*\\n')  # a bigger demo layer")],
-        fails={"01.same-layer", "01.final-size", "01.healthy"}),
+        fails={"01.slim-base", "01.same-layer", "01.final-size", "01.healthy"}),
     "02": Cheat(
         sources={"restart-kill": "pass  # no crash at all",
                  "compose-file": "%%writefile work/02/compose/compose.yaml\n"

@@ -50,9 +50,9 @@ def answer(lab: str, cell_id: str, *, needed_by: str) -> str:
         text = written_text(nbformat.read(paths.lab_notebook(lab), as_version=4), cell_id)
     except (paths.LabNotFound, StopIteration):  # no such notebook, or the cell was deleted
         text = ""
-    if not text.replace(FILE_STUB, "").strip():
+    if not text.strip() or FILE_STUB.strip() in text:  # a stub, or a skeleton with a blank left
         raise LabSetupError(f"lab {needed_by} starts from your answer to lab {lab}: its `%%writefile` cell {cell_id!r} "
-                            f"in labs/{lab}_….ipynb is not written yet. Finish that exercise of lab {lab} first, "
+                            f"in labs/{lab}_….ipynb is not written yet (it still holds `{FILE_STUB.strip()}`). Finish that exercise of lab {lab} first, "
                             f"then start lab {needed_by} again")
     return text
 
