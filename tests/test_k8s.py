@@ -220,3 +220,26 @@ def test_wait_pods_waits_for_exactly_count_ready_pods_none_being_deleted(monkeyp
     monkeypatch.setattr(k8s, "pods", lambda selector, **kwargs: [_pod("new", True)])
     with pytest.raises(RequirementNotMet, match="not within"):  # and the caller's own condition must hold
         k8s.wait_pods("app=web", 1, timeout=0.2, condition=lambda live: live[0]["restarts"] > 0)
+
+
+def test_pod_events_are_a_deployments_pods_events_oldest_first(monkeypatch):
+    def event(pod, second, kind="Pod", stamp="lastTimestamp"):
+        return {"involvedObject": {"kind": kind, "name": pod}, "reason": f"r{second}",
+                stamp: f"2026-12-05T10:00:{second:02d}Z"}
+
+    items = [event("too-big-7d9-x2", 9), event("wrong-tag-5c-q", 3), event("too-big-7d9-x2", 2, stamp="eventTime"),
+             event("too-big-other", 1)]
+    asked = []
+    monkeypatch.setattr(k8s, "kubectl_json", lambda *args, **kwargs: asked.append(args) or {"items": items})
+    assert [e["reason"] for e in k8s.pod_events("too-big-", namespace="labkit-02")] == ["r1", "r2", "r9"]
+    assert asked[0][:2] == ("-n", "labkit-02") and "involvedObject.kind=Pod" in asked[0]
+    assert [e["reason"] for e in k8s.pod_events("wrong-tag-")] == ["r3"]
+
+
+def test_the_pending_demo_is_valid_and_stays_pending_for_its_two_reasons():
+    too_big, wrong_tag = k8s.load(paths.ENVIRONMENTS / "k8s" / "pending" / "deployments.yaml")
+    assert k8s.validate([too_big, wrong_tag]) == []
+    container = too_big["spec"]["template"]["spec"]["containers"][0]
+    assert k8s.quantity(container["resources"]["requests"]["cpu"]) >= 32  # more than any laptop's node
+    image = wrong_tag["spec"]["template"]["spec"]["containers"][0]["image"]
+    assert image.startswith("labkit/02-app:") and image != "labkit/02-app:v1"  # a tag the labs never build

@@ -128,6 +128,15 @@ def event_time(event: dict) -> float:
     return datetime.fromisoformat(str(stamp).replace("Z", "+00:00")).timestamp()
 
 
+def pod_events(name_prefix: str, *, namespace: str = "default", context: str = CONTEXT) -> list[dict]:
+    """The events about pods whose names start with ``name_prefix`` (a Deployment's pods are
+    NAME-…), oldest first: what the Events of `kubectl describe pod` list, also once the pods
+    are gone (the API keeps events for an hour)."""
+    items = kubectl_json("-n", namespace, "get", "events", "--field-selector", "involvedObject.kind=Pod",
+                         context=context)["items"]
+    return sorted((e for e in items if e["involvedObject"].get("name", "").startswith(name_prefix)), key=event_time)
+
+
 def unschedulable_reason(selector: str, *, namespace: str = "default", context: str = CONTEXT) -> str | None:
     """Why the scheduler leaves a pod matching ``selector`` Pending: the message of the newest
     FailedScheduling event of such a pod ("0/1 nodes are available: 1 Insufficient nvidia.com/gpu."),
