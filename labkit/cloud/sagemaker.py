@@ -19,7 +19,7 @@ import tempfile
 import time
 import urllib.parse
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..core.errors import LabkitError, RequirementNotMet
@@ -72,16 +72,18 @@ def unpack(tar_path: str | Path, dest: str | Path) -> Path:
 # ---------------------------------------------------------------- running like SageMaker
 
 def run_like_sagemaker(image: str, model_tar: str | Path, *, lab: str, name: str | None = None,
-                       environment: dict | None = None, port: int = PORT):
+                       environment: dict | None = None, port: int = PORT, memory_mb: int | None = None):
     """``docker run IMAGE serve`` with the archive unpacked at /opt/ml/model (read-only) and
-    the serving port published on a free host port; returns the container."""
+    the serving port published on a free host port; returns the container. ``memory_mb`` is the
+    instance's memory: past it the kernel kills the server (no swap), as on a real instance."""
     import docker
 
     model_dir = unpack(model_tar, Path(tempfile.mkdtemp(prefix=f"labkit-{lab}-model-")))
+    limits = {"mem_limit": f"{memory_mb}m", "memswap_limit": f"{memory_mb}m"} if memory_mb else {}
     try:
         return dockerlab.run(image, lab=lab, name=name, command=["serve"], ports={port: None},
                              environment=environment,
-                             volumes={str(model_dir): {"bind": MODEL_DIR, "mode": "ro"}})
+                             volumes={str(model_dir): {"bind": MODEL_DIR, "mode": "ro"}}, **limits)
     except docker.errors.APIError as exc:
         if name:
             dockerlab.remove_container(name)
@@ -203,20 +205,23 @@ class Hosting:
     healthy_after: float | None
     timeline: list = field(default_factory=list)
     logs: str = ""
+    memory_mb: float | None = None  # what the container used when probing stopped (None: it had ended)
+    oom_killed: bool = False        # the kernel killed its process for going past memory_mb
 
 
 def host_locally(image: str, model_tar: str | Path, variant: dict, *, lab: str, environment: dict | None = None,
-                 observe_s: float | None = None, show: bool = True) -> Hosting:
+                 observe_s: float | None = None, memory_mb: int | None = None, show: bool = True) -> Hosting:
     """Start one instance of ``variant`` the way SageMaker does and probe ``/ping`` every second
     (2 s per probe), in real seconds: InService when the first 200 comes within the variant's
     start-up window, Failed otherwise. Probing stops at the first 200 or after ``observe_s``
     (default: the window; longer shows when a failed instance would have become healthy).
-    The container is removed at the end; its last log lines are kept in ``logs``."""
+    ``memory_mb`` limits the container to an instance's memory. The container is removed at the
+    end; its last log lines, the memory it used and whether it was killed for memory are kept."""
     window = startup_timeout(variant)
     observe = window if observe_s is None else observe_s
     name = variant.get("VariantName", "variant")
     container = run_like_sagemaker(image, model_tar, lab=lab, name=f"labkit-{lab}-{name}",
-                                   environment=environment)
+                                   environment=environment, memory_mb=memory_mb)
     started = time.monotonic()
     last = {}
 
@@ -233,6 +238,9 @@ def host_locally(image: str, model_tar: str | Path, variant: dict, *, lab: str, 
         timeline = contract.poll(host, "/ping", until=observe, probe_timeout=PING_TIMEOUT_S,
                                  started=started, on_probe=progress)
         logs = container.logs(tail=6).decode(errors="replace")
+        container.reload()
+        oom_killed = bool(container.attrs["State"].get("OOMKilled"))
+        used = memory_used_mb(container) if container.status == "running" else None
     finally:
         container.remove(force=True)
     ok = contract.first_ok(timeline)
@@ -240,11 +248,24 @@ def host_locally(image: str, model_tar: str | Path, variant: dict, *, lab: str, 
         result = Hosting("InService", f"/ping answered 200 after {ok:.1f}s", window, ok, timeline, logs)
     else:
         late = f"; the first 200 came at {ok:.1f}s" if ok is not None else ""
+        killed = f"; its process was killed for going past {memory_mb} MB (OOMKilled)" if oom_killed else ""
         result = Hosting("Failed", f"The primary container for production variant {name} did not pass the "
-                                   f"ping health check within {window}s{late}", window, ok, timeline, logs)
+                                   f"ping health check within {window}s{late}{killed}", window, ok, timeline, logs)
+    result = replace(result, memory_mb=used, oom_killed=oom_killed)
     if show:
         print(f"{name}: {result.status}: {result.reason}")
     return result
+
+
+def memory_used_mb(container) -> float | None:
+    """The container's memory in use, in MiB, as `docker stats` counts it (the cgroup's usage
+    less the page cache the kernel can drop: cgroup v1's total_inactive_file, v2's inactive_file)."""
+    stats = container.stats(stream=False, one_shot=True).get("memory_stats") or {}
+    if "usage" not in stats:
+        return None
+    details = stats.get("stats") or {}
+    cache = details.get("total_inactive_file", details.get("inactive_file", 0))
+    return (stats["usage"] - cache) / 2**20
 
 
 def plot_timeline(*runs: tuple[str, Hosting]):
