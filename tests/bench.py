@@ -8,7 +8,10 @@ under stepped locust load with a CPU limit per instance size, and its control lo
 real Compose replicas (tests/autoscale_bench.py); lab 08's switch and rollback between two releases
 behind nginx, under load; grading times are graded runs of each
 solution notebook, with the part of it the checks' kernel spent (shared cells included, which
-both kernels run), and a class of ten graded by `labkit grade-all`, serial and two at a time. Lab 04's figures come first: this CPU's bandwidth and multiply rates, and what
+both kernels run) and the most memory each held at once (the kernels, the emulators and load
+tools they start, and the lab's containers: what a laptop must have free), and a class of ten
+graded by `labkit grade-all`, serial and two at a time. `python -m tests.bench labs` measures
+only the graded runs and updates those figures. Lab 04's figures come first: this CPU's bandwidth and multiply rates, and what
 a few model sizes need against this machine and the GPU table.
 """
 
@@ -18,9 +21,12 @@ import json
 import shutil
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
+
+import psutil
 
 from labkit import batch, build, capacity, compose, dockerlab, grade, paths, sagemaker, serving, traffic
 from labkit.images import ensure_base_images
@@ -205,6 +211,70 @@ def checks_seconds(executed: Path, solution: Path) -> float:
                if roles.get(c.get("id")) in (cells.CHECKER, cells.SHARED))
 
 
+class PeakMemory:
+    """The most memory a graded run of ``lab`` held at once, in MiB, sampled about every second:
+    the resident memory of this process's descendants (the grader's two kernels, the emulators
+    and load tools they start) plus what the lab's containers use (``docker stats``'s figure)."""
+
+    def __init__(self, lab: str) -> None:
+        self.lab, self.peak_mb = lab, 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def _sample(self) -> float:
+        rss = 0
+        for child in psutil.Process().children(recursive=True):
+            try:
+                rss += child.memory_info().rss
+            except psutil.Error:  # it ended meanwhile
+                pass
+        used = 0.0
+        for container in dockerlab.client().containers.list(filters={"label": f"{dockerlab.LABEL}={self.lab}"}):
+            try:
+                used += dockerlab.memory_used_mb(container) or 0.0
+            except Exception:  # noqa: BLE001 - removed between the list and the reading
+                pass
+        return rss / 2**20 + used
+
+    def _watch(self) -> None:
+        while not self._stop.wait(0.5):
+            self.peak_mb = max(self.peak_mb, self._sample())
+
+    def __enter__(self) -> PeakMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def lab_figures() -> dict:
+    """Each solution graded as an instructor would: seconds, the checks' kernel's share of them,
+    and the peak memory; the run must score full marks."""
+    figures = {"grading_seconds": {}, "checks_seconds": {}, "peak_memory_mb": {}}
+    for solution in paths.lab_notebooks(paths.SOLUTIONS):
+        with tempfile.TemporaryDirectory(prefix="labkit-bench-") as folder, PeakMemory(solution.name[:2]) as memory:
+            executed = Path(folder) / solution.name
+            report = grade.grade(solution, executed_path=executed)
+            figures["grading_seconds"][solution.stem] = round(report.seconds, 1)
+            figures["checks_seconds"][solution.stem] = round(checks_seconds(executed, solution), 1)
+        figures["peak_memory_mb"][solution.stem] = round(memory.peak_mb)
+        print(f"{solution.stem}: {report.seconds:.0f} s, peak {memory.peak_mb:.0f} MiB", file=sys.stderr)
+        if report.score != report.max_score:
+            raise SystemExit(f"{solution.name} scored {report.score}/{report.max_score} in the benchmark run")
+    return figures
+
+
+def write(results: dict) -> None:
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(json.dumps(results, indent=2) + "\n")
+    width = max(map(len, results))
+    for name, value in results.items():
+        print(f"{name:<{width}}  {value}")
+    print(f"wrote {OUT}")
+
+
 def class_figures(workspace: Path) -> dict:
     """`labkit grade-all` on a class of 10 lab 01 submissions (the solution, so every check runs
     to the end; warm: the base images and the build cache are there), one at a time; then the
@@ -238,6 +308,11 @@ def main() -> int:
         for name, value in results.items():
             print(f"{name}  {value}")
         return 0
+    if sys.argv[1:] == ["labs"]:  # only the graded runs (`python -m tests.bench labs`), kept with the rest
+        results = json.loads(OUT.read_text()) if OUT.exists() else {}
+        results.update(lab_figures())
+        write(results)
+        return 0
     results = cpu_figures()
     ensure_base_images()
     try:
@@ -251,21 +326,8 @@ def main() -> int:
     finally:
         dockerlab.cleanup(LABEL, show=False)
         dockerlab.remove_images(LABEL, show=False)
-    results["grading_seconds"], results["checks_seconds"] = {}, {}
-    for solution in paths.lab_notebooks(paths.SOLUTIONS):
-        with tempfile.TemporaryDirectory(prefix="labkit-bench-") as folder:
-            executed = Path(folder) / solution.name
-            report = grade.grade(solution, executed_path=executed)
-            results["grading_seconds"][solution.stem] = round(report.seconds, 1)
-            results["checks_seconds"][solution.stem] = round(checks_seconds(executed, solution), 1)
-        if report.score != report.max_score:
-            raise SystemExit(f"{solution.name} scored {report.score}/{report.max_score} in the benchmark run")
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(results, indent=2) + "\n")
-    width = max(map(len, results))
-    for name, value in results.items():
-        print(f"{name:<{width}}  {value}")
-    print(f"wrote {OUT}")
+    results.update(lab_figures())
+    write(results)
     return 0
 
 

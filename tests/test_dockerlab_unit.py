@@ -148,3 +148,22 @@ def test_swarm_cleanup_waits_out_a_swarm_that_is_being_left():
 def test_errors_are_labkit_errors():
     assert issubclass(dockerlab.BuildError, dockerlab.DockerLabError)
     assert issubclass(dockerlab.DockerLabError, LabkitError)
+
+
+class _Stats:
+    def __init__(self, memory_stats):
+        self.memory_stats = memory_stats
+
+    def stats(self, stream, one_shot):
+        assert stream is False and one_shot is True  # one reading, not docker's two-sample wait
+        return {"memory_stats": self.memory_stats}
+
+
+@pytest.mark.parametrize("memory_stats, want", [
+    ({"usage": 150 * 2**20, "stats": {"total_inactive_file": 50 * 2**20}}, 100.0),  # cgroup v1
+    ({"usage": 90 * 2**20, "stats": {"inactive_file": 10 * 2**20}}, 80.0),          # cgroup v2
+    ({"usage": 64 * 2**20}, 64.0),
+    ({}, None),                                                                      # a container that ended
+])
+def test_memory_in_use_leaves_out_the_page_cache_as_docker_stats_does(memory_stats, want):
+    assert dockerlab.memory_used_mb(_Stats(memory_stats)) == want

@@ -142,21 +142,3 @@ def test_moto_returns_the_containers_real_answers(images, moto):
     finally:
         container.remove(force=True)
 
-
-class _Stats:
-    def __init__(self, memory_stats):
-        self.memory_stats = memory_stats
-
-    def stats(self, stream, one_shot):
-        assert stream is False and one_shot is True  # one reading, not docker's two-sample wait
-        return {"memory_stats": self.memory_stats}
-
-
-@pytest.mark.parametrize("memory_stats, want", [
-    ({"usage": 150 * 2**20, "stats": {"total_inactive_file": 50 * 2**20}}, 100.0),  # cgroup v1
-    ({"usage": 90 * 2**20, "stats": {"inactive_file": 10 * 2**20}}, 80.0),          # cgroup v2
-    ({"usage": 64 * 2**20}, 64.0),
-    ({}, None),                                                                      # a container that ended
-])
-def test_memory_in_use_leaves_out_the_page_cache_as_docker_stats_does(memory_stats, want):
-    assert sagemaker.memory_used_mb(_Stats(memory_stats)) == want

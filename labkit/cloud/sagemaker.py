@@ -240,7 +240,7 @@ def host_locally(image: str, model_tar: str | Path, variant: dict, *, lab: str, 
         logs = container.logs(tail=6).decode(errors="replace")
         container.reload()
         oom_killed = bool(container.attrs["State"].get("OOMKilled"))
-        used = memory_used_mb(container) if container.status == "running" else None
+        used = dockerlab.memory_used_mb(container) if container.status == "running" else None
     finally:
         container.remove(force=True)
     ok = contract.first_ok(timeline)
@@ -255,17 +255,6 @@ def host_locally(image: str, model_tar: str | Path, variant: dict, *, lab: str, 
     if show:
         print(f"{name}: {result.status}: {result.reason}")
     return result
-
-
-def memory_used_mb(container) -> float | None:
-    """The container's memory in use, in MiB, as `docker stats` counts it (the cgroup's usage
-    less the page cache the kernel can drop: cgroup v1's total_inactive_file, v2's inactive_file)."""
-    stats = container.stats(stream=False, one_shot=True).get("memory_stats") or {}
-    if "usage" not in stats:
-        return None
-    details = stats.get("stats") or {}
-    cache = details.get("total_inactive_file", details.get("inactive_file", 0))
-    return (stats["usage"] - cache) / 2**20
 
 
 def plot_timeline(*runs: tuple[str, Hosting]):

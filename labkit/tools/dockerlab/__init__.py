@@ -23,8 +23,8 @@ from .engine import BUILT_BY, IMAGE_PREFIX, LABEL, BuildError, DockerLabError, h
 from .inspecting import (Layer, base_image, config, existing_paths, image, image_healthcheck, image_size,
                          layers, list_folder, path_exists)
 from .containers import (child_of_init, created_at, health, health_notices_a_hang, host_port, log_lines,
-                         remove_container, restart_count, run, run_output, running, service_task_logs,
-                         wait_healthy, watch)
+                         memory_used_mb, remove_container, restart_count, run, run_output, running,
+                         service_task_logs, wait_healthy, watch)
 
 
 def client() -> docker.DockerClient:

@@ -64,6 +64,17 @@ def remove_container(name: str) -> None:
         engine.client().containers.get(name).remove(force=True)
 
 
+def memory_used_mb(container) -> float | None:
+    """The container's memory in use, in MiB, as `docker stats` counts it (the cgroup's usage
+    less the page cache the kernel can drop: cgroup v1's total_inactive_file, v2's inactive_file)."""
+    stats = container.stats(stream=False, one_shot=True).get("memory_stats") or {}
+    if "usage" not in stats:
+        return None
+    details = stats.get("stats") or {}
+    cache = details.get("total_inactive_file", details.get("inactive_file", 0))
+    return (stats["usage"] - cache) / 2**20
+
+
 def host_port(container, port: int | str) -> int:
     container.reload()
     key = f"{port}/tcp" if "/" not in str(port) else str(port)
