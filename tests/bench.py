@@ -1,6 +1,6 @@
 """`make bench`: the labs' figures measured on this machine, written to build/bench/results.json.
 
-Sizes are of images built here in one run (so the ratio is what matters; lab 04's gpu target is
+Sizes are of images built here in one run (lab 01's naive, final and inference-only images) (so the ratio is what matters; lab 04's gpu target is
 not built: its CUDA wheels are gigabytes); start-up and
 latency come from lab 01's final image, and from lab 05's SageMaker image started as SageMaker
 starts it, under a fixed, bounded load on loopback; lab 07's capacity is lab 01's final image
@@ -59,7 +59,10 @@ def image_figures(workspace: Path) -> dict:
     (app / ".dockerignore").write_text(build.written_file(solution, "ignore-file"))
     naive = dockerlab.build(app, "labkit/bench-naive:v1", lab=LABEL, dockerfile="Dockerfile.naive")
     final = dockerlab.build(app, "labkit/bench-final:v1", lab=LABEL)
-    figures = {"naive_image_bytes": naive.attrs["Size"], "final_image_bytes": final.attrs["Size"]}
+    (app / "Dockerfile.inference").write_text(build.written_file(solution, "inference-dockerfile"))
+    inference = dockerlab.build(app, "labkit/bench-inference:v1", lab=LABEL, dockerfile="Dockerfile.inference")
+    figures = {"naive_image_bytes": naive.attrs["Size"], "final_image_bytes": final.attrs["Size"],
+               "inference_image_bytes": inference.attrs["Size"]}
     # Lab 04's one Dockerfile: only its cpu target is built here; the gpu target adds the CUDA
     # wheels whose sizes environments/gpu/README.md gives (gigabytes: never downloaded by a bench).
     (app / "Dockerfile.gpu").write_text(build.written_file(paths.solution_for("04"), "dockerfile"))
@@ -67,6 +70,7 @@ def image_figures(workspace: Path) -> dict:
     cpu_variant = dockerlab.build(app, "labkit/bench-04-cpu:v1", lab=LABEL, dockerfile="Dockerfile.gpu", target="cpu")
     figures["lab04_cpu_target_bytes"] = cpu_variant.attrs["Size"]
     figures["size_ratio"] = round(figures["final_image_bytes"] / figures["naive_image_bytes"], 4)
+    figures["inference_size_ratio"] = round(figures["inference_image_bytes"] / figures["naive_image_bytes"], 4)
 
     started = time.monotonic()
     container = dockerlab.run("labkit/bench-final:v1", lab=LABEL, ports={8080: None},

@@ -1,4 +1,4 @@
-"""CLI: ``python -m model_server {http,serve,train,healthcheck}`` (``http`` is the default).
+"""CLI: ``python -m model_server {http,serve,train,export,healthcheck}`` (``http`` is the default).
 
 ``serve`` exists because SageMaker starts containers as ``docker run IMAGE serve``.
 ``healthcheck`` lets slim images without curl run a Docker HEALTHCHECK.
@@ -15,12 +15,12 @@ from typing import Optional, Sequence
 
 from .config import DEFAULT_MODEL_DIR, Settings, resolve_port
 
-COMMANDS = ("http", "serve", "train", "healthcheck")
+COMMANDS = ("http", "serve", "train", "export", "healthcheck")
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m model_server", description="Sample Iris model server for the containerization labs.")
-    sub = parser.add_subparsers(dest="command", metavar="{http,serve,train,healthcheck}")
+    sub = parser.add_subparsers(dest="command", metavar="{http,serve,train,export,healthcheck}")
     for name, text in (("http", "run the HTTP model server (default)"),
                        ("serve", "same server; the command SageMaker runs")):
         cmd = sub.add_parser(name, help=text, description=text)
@@ -30,6 +30,8 @@ def _parser() -> argparse.ArgumentParser:
         cmd.add_argument("--model-dir", default=None, help="default: MODEL_DIR > /opt/ml/model")
     cmd = sub.add_parser("train", help="train the Iris model and write it to a directory")
     cmd.add_argument("--out", default=None, help="output dir (default: MODEL_DIR > /opt/ml/model)")
+    cmd = sub.add_parser("export", help="write the trained model's weights (linear.npz): served with NumPy alone")
+    cmd.add_argument("--model-dir", default=None, help="default: MODEL_DIR > /opt/ml/model")
     cmd = sub.add_parser("healthcheck", help="exit 0 if the local server answers 200, else 1")
     cmd.add_argument("--url", default=None, help="default: http://127.0.0.1:<resolved port>/healthz")
     cmd.add_argument("--ready", action="store_true", help="check /readyz instead of /healthz")
@@ -73,6 +75,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         metadata = train(out)
         print(json.dumps({"model_dir": out, "accuracy": metadata["accuracy"],
                           "sklearn_version": metadata["sklearn_version"]}))
+        return 0
+    if args.command == "export":
+        from .train import export
+
+        print(json.dumps({"weights": str(export(args.model_dir or os.environ.get("MODEL_DIR") or DEFAULT_MODEL_DIR))}))
         return 0
     return healthcheck(args.url, args.ready, args.timeout)
 

@@ -58,9 +58,28 @@ def choose_device(requested: str) -> str:
 
 
 class LinearPredictor:
-    """The fitted pipeline as one matrix product, on ``device`` ("cpu" or "cuda")."""
+    """The fitted pipeline as one matrix product, on ``device`` ("cpu" or "cuda"): made from the
+    scikit-learn pipeline (:meth:`from_pipeline`), or from the weights file that ``python -m
+    model_server export`` writes (:meth:`from_file`), which needs NumPy alone: an image can serve
+    the model without scikit-learn and SciPy."""
 
-    def __init__(self, pipeline: Any, device: str = "cpu"):
+    def __init__(self, weights: Any, bias: Any, classes: Sequence[Any], device: str = "cpu"):
+        import numpy as np
+
+        self.classes = [str(c) for c in classes]
+        self.device = device
+        self._saved = (np.asarray(weights, dtype=np.float64), np.asarray(bias, dtype=np.float64))
+        if device == "cuda":
+            import cupy
+
+            self._xp = cupy
+        else:
+            self._xp = np
+        self._weights = self._xp.asarray(self._saved[0])
+        self._bias = self._xp.asarray(self._saved[1])
+
+    @classmethod
+    def from_pipeline(cls, pipeline: Any, device: str = "cpu") -> LinearPredictor:
         import numpy as np
 
         steps = dict(getattr(pipeline, "named_steps", {}))
@@ -73,16 +92,24 @@ class LinearPredictor:
         # ((x - mean) / scale) @ coef.T + b  ==  x @ (coef / scale).T + (b - (mean / scale) @ coef.T)
         weights = (classifier.coef_ / scale).T
         bias = classifier.intercept_ - (mean / scale) @ classifier.coef_.T
-        self.classes = [str(c) for c in classifier.classes_]
-        self.device = device
-        if device == "cuda":
-            import cupy
+        return cls(weights, bias, classifier.classes_, device)
 
-            self._xp = cupy
-        else:
-            self._xp = np
-        self._weights = self._xp.asarray(weights, dtype=self._xp.float64)
-        self._bias = self._xp.asarray(bias, dtype=self._xp.float64)
+    @classmethod
+    def from_file(cls, path: Any, device: str = "cpu") -> LinearPredictor:
+        import numpy as np
+
+        with np.load(path, allow_pickle=False) as saved:
+            return cls(saved["weights"], saved["bias"], saved["classes"].tolist(), device)
+
+    def save(self, path: Any) -> None:
+        import numpy as np
+
+        with open(path, "wb") as out:  # a file object: np.savez would add ".npz" to a name without it
+            np.savez(out, weights=self._saved[0], bias=self._saved[1], classes=np.asarray(self.classes))
+
+    @property
+    def n_features(self) -> int:
+        return int(self._saved[0].shape[0])
 
     def predict(self, rows: Sequence[Sequence[float]]) -> list[str]:
         xp = self._xp

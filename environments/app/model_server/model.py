@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from .accel import LinearPredictor, choose_device
-from .train import METADATA_FILE, MODEL_FILE
+from .train import METADATA_FILE, MODEL_FILE, WEIGHTS_FILE
 
 log = logging.getLogger("model_server")
 
@@ -126,33 +126,37 @@ class ModelHolder:
         return list(self.metadata["feature_names"]) if self.metadata else []
 
     def load(self, delay_s: float = 0.0) -> None:
-        """Load model.joblib and metadata.json; never raises (the state says what happened)."""
+        """Load model.joblib (else linear.npz, which needs no scikit-learn) and metadata.json;
+        never raises (the state says what happened)."""
         if delay_s > 0:
             log.info("MODEL_LOAD_DELAY_S=%s: sleeping before loading the model", delay_s)
             time.sleep(delay_s)
         started = time.monotonic()
         model_path = self.model_dir / MODEL_FILE
+        weights_path = self.model_dir / WEIGHTS_FILE
         meta_path = self.model_dir / METADATA_FILE
         try:
-            if not model_path.is_file():
+            device = choose_device(self.requested_device)
+            metadata = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+            if model_path.is_file():
+                import joblib  # deferred: importing scikit-learn takes ~1 s
+                import sklearn
+
+                predictor = LinearPredictor.from_pipeline(joblib.load(model_path), device)
+                trained_with = metadata.get("sklearn_version")
+                if trained_with and trained_with != sklearn.__version__:
+                    log.warning("model was trained with scikit-learn %s but %s is installed",
+                                trained_with, sklearn.__version__)
+            elif weights_path.is_file():
+                predictor = LinearPredictor.from_file(weights_path, device)
+            else:
                 raise FileNotFoundError(
-                    f"no model at {model_path}; train one with "
+                    f"no model at {model_path} (nor exported weights at {weights_path}); train one with "
                     f"`python -m model_server train --out {self.model_dir}` "
                     "or set MODEL_DIR / --model-dir"
                 )
-            import joblib  # deferred: importing scikit-learn takes ~1 s
-            import sklearn
-
-            model = joblib.load(model_path)
-            device = choose_device(self.requested_device)
-            predictor = LinearPredictor(model, device)
-            metadata = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
-            metadata.setdefault("feature_names", [f"f{i}" for i in range(model.n_features_in_)])
+            metadata.setdefault("feature_names", [f"f{i}" for i in range(predictor.n_features)])
             metadata.setdefault("class_names", predictor.classes)
-            trained_with = metadata.get("sklearn_version")
-            if trained_with and trained_with != sklearn.__version__:
-                log.warning("model was trained with scikit-learn %s but %s is installed",
-                            trained_with, sklearn.__version__)
         except Exception as exc:  # any failure keeps the server alive but not ready
             with self._lock:
                 self.state, self.reason = "failed", f"model failed to load: {exc}"

@@ -1,4 +1,5 @@
-"""Train the Iris classifier and write ``model.joblib`` + ``metadata.json``.
+"""Train the Iris classifier and write ``model.joblib`` + ``metadata.json``; export its weights
+(``linear.npz``) for an image that serves it with NumPy alone.
 
 Deterministic: fixed split and solver seed, so every build trains the same model.
 ``trained_at`` honours SOURCE_DATE_EPOCH (the reproducible-builds convention) so
@@ -13,6 +14,7 @@ from pathlib import Path
 
 MODEL_FILE = "model.joblib"
 METADATA_FILE = "metadata.json"
+WEIGHTS_FILE = "linear.npz"  # the pipeline folded into one matrix product: NumPy serves it
 
 
 def _trained_at() -> str:
@@ -58,3 +60,16 @@ def train(out_dir: str | os.PathLike) -> dict:
     joblib.dump(model, out / MODEL_FILE)
     (out / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n")
     return metadata
+
+
+def export(model_dir: str | os.PathLike) -> Path:
+    """Write the trained pipeline of ``model_dir`` as ``linear.npz`` beside it (it needs
+    scikit-learn to read the pipeline; the file it writes needs NumPy alone)."""
+    import joblib
+
+    from .accel import LinearPredictor
+
+    folder = Path(model_dir)
+    target = folder / WEIGHTS_FILE
+    LinearPredictor.from_pipeline(joblib.load(folder / MODEL_FILE)).save(target)
+    return target
