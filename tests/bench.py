@@ -1,7 +1,8 @@
 """`make bench`: the labs' figures measured on this machine, written to build/bench/results.json.
 
-Sizes are of images built here in one run (lab 01's naive, final and inference-only images) (so the ratio is what matters; lab 04's gpu target is
-not built: its CUDA wheels are gigabytes); start-up and
+Sizes are of images built here in one run: lab 01's naive, final and inference-only images, so
+the ratios are what matters, and lab 04's cpu target (its gpu target is not built: its CUDA
+wheels are gigabytes); start-up and
 latency come from lab 01's final image, and from lab 05's SageMaker image started as SageMaker
 starts it, under a fixed, bounded load on loopback; lab 07's capacity is lab 01's final image
 under stepped locust load with a CPU limit per instance size, and its control loop's reaction on
