@@ -88,9 +88,10 @@ CHEATS = {
             "layers-file": "%%writefile work/01/app/Dockerfile.cleanup\nFROM python:3.11-slim\n"
                            "RUN apt-get update && apt-get install -y --no-install-recommends curl\n"
                            "RUN rm -rf /var/lib/apt/lists/*",
-            # the slim base with pip's download cache kept in the image
+            # the slim Dockerfile's steps on the full base, compilers included
             "slim-dockerfile": "%%writefile work/01/app/Dockerfile.slim\n"
-                               + build.written_file(paths.solution_for("01"), "slim-dockerfile").replace("--no-cache-dir ", ""),
+                               + build.written_file(paths.solution_for("01"), "slim-dockerfile").replace(
+                                   "FROM python:3.11-slim", "FROM python:3.11"),
             # lab 01's slim single-stage image (30 % of the naive one: its layers are in the build
             # cache already), non-root, with a health check that checks nothing
             "final-dockerfile": "%%writefile work/01/app/Dockerfile\n"
