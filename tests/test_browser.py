@@ -137,9 +137,12 @@ def test_a_student_runs_lab_00_and_sees_the_checks(page, labs_copy, jupyterlab):
     expect(failed).to_contain_text("why: the container printed 'hello' (expected 'hello from a container')")
     expect(failed).to_contain_text("hint: What a container runs by default comes from CMD")
     shoot(passed, "00_checks.png")
-    diagram = notebook.locator(".jp-RenderedMermaid svg")  # How the checks work, drawn by Mermaid
+    # How the checks work, drawn by Mermaid: JupyterLab renders it as an SVG image
+    diagram = notebook.locator(".jp-RenderedMermaid img")
     expect(diagram).to_have_count(1)
-    expect(diagram).to_contain_text("the checks' kernel")
+    expect(diagram).to_be_visible()
+    drawn = diagram.evaluate("image => decodeURIComponent(image.src)")
+    assert drawn.startswith("data:image/svg+xml") and "report: score, why, hint" in drawn
     shoot(diagram, "00_diagram.png")
     shoot(notebook.locator(".jp-CodeCell", has_text=answer), "00_answer.png")
     # the kernel ran in the copy: the answer landed in its work/00, and labs/ is as it was
