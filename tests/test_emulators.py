@@ -2,12 +2,14 @@
 
 import http.server
 import os
+import subprocess
+import sys
 import threading
 import uuid
 
 import pytest
 
-from labkit import emulators, probes
+from labkit import emulators, paths, probes
 from labkit.core.errors import RequirementNotMet
 
 
@@ -79,6 +81,39 @@ def test_moto_starts_answers_serves_secrets_and_stops():
     assert not moto.running() and not moto.answers()
     moto.stop()  # safe to repeat
     assert emulators.free_port(port) == port
+
+
+_RACER = """
+import sys, time
+from labkit.cloud import emulators
+real, first = emulators._port_free, [True]
+def seen_free(port, host="127.0.0.1"):  # the race: the default port looks free to both at the first look
+    if first.pop() if first else False:
+        return True
+    return real(port, host)
+emulators._port_free = seen_free
+emulators.DEFAULT_PORT = int(sys.argv[1])
+moto = emulators.start_moto(show=False)
+print(moto.port, emulators._listens(moto.process, moto.port), flush=True)
+time.sleep(60)
+"""
+
+
+def test_two_labs_that_start_moto_at_once_get_one_each():
+    """Both find the default port free and both try it: the one that loses the bind takes a free
+    port, instead of taking the winner's server (and its resources) for its own."""
+    default = emulators.free_port(None)
+    racers = [subprocess.Popen([sys.executable, "-c", _RACER, str(default)], stdout=subprocess.PIPE, text=True,
+                               env={**os.environ, "PYTHONPATH": str(paths.REPO)}) for _ in range(2)]
+    try:
+        said = [racer.stdout.readline().split() for racer in racers]
+    finally:
+        for racer in racers:
+            racer.kill()
+            racer.wait()
+    ports = {int(port) for port, _ in said}
+    assert len(ports) == 2 and default in ports, said
+    assert all(listens == "True" for _, listens in said), said
 
 
 def test_vault_probe_reasons(monkeypatch):

@@ -136,12 +136,42 @@ class ChildServer:
         return True
 
 
+class _PortTaken(Exception):
+    """The child could not have its port: another process took it between the check and the bind."""
+
+
+def _listens(process: subprocess.Popen, port: int) -> bool:
+    """Whether ``process`` itself listens on ``port``: an answer on the port may come from another
+    server (another lab's emulator that won the race for the default port)."""
+    import psutil
+
+    try:
+        return any(c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port
+                   for c in psutil.Process(process.pid).net_connections(kind="inet"))
+    except psutil.Error:  # it ended meanwhile
+        return False
+
+
 def start_child(server_class, argv: list[str], *, name: str, port: int | None, default_port: int,
                 timeout: float, error=EmulatorError, env: dict | None = None, **fields):
     """Start ``argv`` (which serves on ``port``: the default if free, else a free one) as a child
-    that dies with this process and is stopped at exit; wait until ``answers()``."""
-    port = port or free_port(default_port)
+    that dies with this process and is stopped at exit; wait until it answers, from its own socket.
+    Two processes that find the default port free at once both try it; the one that loses the bind
+    tries a free port instead of taking the winner's server for its own."""
+    for attempt in range(3):
+        chosen = port or free_port(default_port if attempt == 0 else None)
+        try:
+            return _start_child(server_class, argv, name=name, port=chosen, requested=port is not None,
+                                timeout=timeout, error=error, env=env, **fields)
+        except _PortTaken:
+            continue
+    raise error(f"{name} found no free port three times running: is something starting servers in a loop?")
+
+
+def _start_child(server_class, argv, *, name, port, requested, timeout, error, env, **fields):
     if not _port_free(port):
+        if not requested:
+            raise _PortTaken()
         raise error(f"port {port} is already in use: pass another port, or stop what uses it")
     log = Path(tempfile.mkstemp(prefix=f"{slug(name)}-{port}-", suffix=".log")[1])
     with open(log, "wb") as out:
@@ -153,11 +183,11 @@ def start_child(server_class, argv: list[str], *, name: str, port: int | None, d
     atexit.register(server.stop)
 
     def up() -> bool:
-        if server.answers():
-            return True
         if not server.running():
+            if not requested and not _port_free(port):  # it lost the port to another process
+                raise _PortTaken()
             raise error(f"{name} exited (code {process.returncode}):\n{server.log_tail()}")
-        return False
+        return server.answers() and _listens(process, port)
 
     try:
         wait_until(up, timeout=timeout, what=f"{name} to answer on {server.url}", every=0.1, error=error,
