@@ -12,8 +12,8 @@ solution notebook, with the part of it the checks' kernel spent (shared cells in
 both kernels run) and the most memory each held at once (the kernels, the emulators and load
 tools they start, and the lab's containers: what a laptop must have free), and a class of ten
 graded by `labkit grade-all`, serial and two at a time. `python -m tests.bench labs` measures
-only the graded runs and updates those figures. Lab 04's figures come first: this CPU's bandwidth and multiply rates, and what
-a few model sizes need against this machine and the GPU table.
+only the graded runs and updates those figures. Lab 04's figures come first: this CPU's bandwidth
+and multiply rates, and what a few model sizes need against this machine and the GPU table.
 """
 
 from __future__ import annotations
@@ -217,7 +217,7 @@ def checks_seconds(executed: Path, solution: Path) -> float:
 
 
 class PeakMemory:
-    """The most memory a graded run of ``lab`` held at once, in MiB, sampled about every second:
+    """The most memory a graded run of ``lab`` held at once, in MiB, sampled every half second:
     the resident memory of this process's descendants (the grader's two kernels, the emulators
     and load tools they start) plus what the lab's containers use (``docker stats``'s figure)."""
 

@@ -1,7 +1,8 @@
-"""The module FAQ's map, docs/faq.md, and the glossary, docs/glossary.md. The map: every question of the FAQ, every row of its tables, every
-item it lists and every command it gives is answered there next to a link to the lab section that
-makes it concrete, and every link leads somewhere that exists. The glossary: each term links to
-a lab section that exists and uses the term. Fast: reads files, runs nothing.
+"""The module FAQ's map, docs/faq.md, and the glossary, docs/glossary.md. The map: every question
+of the FAQ, every row of its tables, every item it lists and every command it gives is answered
+there next to a link to the lab section that makes it concrete, and every link leads somewhere
+that exists. The glossary: each term links to a lab section that exists and uses the term. Fast:
+reads files, runs nothing.
 
 A link to a lab section is ``../labs/NN_name.ipynb#ANCHOR``, where ANCHOR is the id JupyterLab 4
 gives the heading (``createHeaderId`` in @jupyterlab/rendermime: the rendered heading text with
@@ -288,11 +289,10 @@ def section_text(notebook: Path, anchor: str) -> str:
     for cell in nbformat.read(notebook, as_version=4).cells:
         if cell.cell_type != "markdown":
             continue
-        headings = dict((i, lvl) for lvl, i in _headings(cell.source))
-        levels = headings.values()
+        headings = {heading_id: heading_level for heading_level, heading_id in _headings(cell.source)}
         if level is None and anchor in headings:
             level = headings[anchor]
-        elif level is not None and levels and min(levels) <= level:
+        elif level is not None and headings and min(headings.values()) <= level:
             break
         if level is not None:
             text += cell.source + "\n"

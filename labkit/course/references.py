@@ -52,8 +52,8 @@ def answer(lab: str, cell_id: str, *, needed_by: str) -> str:
         text = ""
     if not text.strip() or FILE_STUB.strip() in text:  # a stub, or a skeleton with a blank left
         raise LabSetupError(f"lab {needed_by} starts from your answer to lab {lab}: its `%%writefile` cell {cell_id!r} "
-                            f"in labs/{lab}_….ipynb is not written yet (it still holds `{FILE_STUB.strip()}`). Finish that exercise of lab {lab} first, "
-                            f"then start lab {needed_by} again")
+                            f"in labs/{lab}_….ipynb is not written yet (it still holds `{FILE_STUB.strip()}`). "
+                            f"Finish that exercise of lab {lab} first, then start lab {needed_by} again")
     return text
 
 
