@@ -12,8 +12,10 @@ solution notebook, with the part of it the checks' kernel spent (shared cells in
 both kernels run) and the most memory each held at once (the kernels, the emulators and load
 tools they start, and the lab's containers: what a laptop must have free), and a class of ten
 graded by `labkit grade-all`, serial and two at a time. `python -m tests.bench labs` measures
-only the graded runs and updates those figures. Lab 04's figures come first: this CPU's bandwidth
-and multiply rates, and what a few model sizes need against this machine and the GPU table.
+only the graded runs and updates those figures. The graded runs' figures also go to
+docs/lab_figures.json, and from there into the README and the labs' overviews
+(tests/quoted_figures.py). Lab 04's figures come first: this CPU's bandwidth and multiply
+rates, and what a few model sizes need against this machine and the GPU table.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ from labkit.images import ensure_base_images
 from labkit.lab import Lab
 from labkit.load import run_across, run_load
 from labkit.machine import accelerators, throughput
+
+from . import quoted_figures
 
 OUT = paths.REPO / "build" / "bench" / "results.json"
 LABEL = "bench"
@@ -317,6 +321,7 @@ def main() -> int:
         results = json.loads(OUT.read_text()) if OUT.exists() else {}
         results.update(lab_figures())
         write(results)
+        quoted_figures.update(results)
         return 0
     results = cpu_figures()
     ensure_base_images()
@@ -333,6 +338,7 @@ def main() -> int:
         dockerlab.remove_images(LABEL, show=False)
     results.update(lab_figures())
     write(results)
+    quoted_figures.update(results)
     return 0
 
 
