@@ -128,6 +128,16 @@ def test_host_locally_fails_a_window_shorter_than_the_start_up(images):
 
 @docker_only
 @pytest.mark.docker
+def test_a_request_that_finds_no_instance_waits_for_the_start(images):
+    cold = sagemaker.cold_and_warm(images["good"], images["tar"], lab=LAB, requests=5,
+                                   environment={"MODEL_LOAD_DELAY_S": "3"})
+    assert cold.cold_s > 3, "the first request was answered before the model could have loaded"
+    assert len(cold.warm_ms) == 5 and cold.warm_median_ms < 1000 < cold.cold_s * 1000
+    assert not dockerlab.client().containers.list(all=True, filters={"label": f"labkit.lab={LAB}"})
+
+
+@docker_only
+@pytest.mark.docker
 def test_moto_returns_the_containers_real_answers(images, moto):
     container = sagemaker.run_like_sagemaker(images["good"], images["tar"], lab=LAB)
     try:

@@ -257,6 +257,41 @@ def host_locally(image: str, model_tar: str | Path, variant: dict, *, lab: str, 
     return result
 
 
+@dataclass
+class ColdStart:
+    """One request that found no instance running, and the requests that came after it."""
+    cold_s: float          # from `docker run` to its prediction
+    warm_ms: list[float]   # each later request, to the same container, now warm
+
+    @property
+    def warm_median_ms(self) -> float:
+        return sorted(self.warm_ms)[len(self.warm_ms) // 2]
+
+
+def cold_and_warm(image: str, model_tar: str | Path, *, lab: str, requests: int = 20,
+                  environment: dict | None = None, timeout_s: float = 60) -> ColdStart:
+    """What a serverless endpoint scaled to zero does to the first request: the instance starts
+    (here ``docker run``; on AWS also the image pull and the archive's download), and the request
+    waits, retried, until a prediction comes; then ``requests`` more to the same, warm container.
+    The container is removed at the end."""
+    started = time.monotonic()
+    container = run_like_sagemaker(image, model_tar, lab=lab, name=f"labkit-{lab}-cold", environment=environment)
+    payload = {"instances": IRIS_ROWS}
+    try:
+        host = dockerlab.host_port(container, PORT)
+        while (reply := contract.post_json(host, "/invocations", payload, timeout=INVOKE_TIMEOUT_S)).status != 200:
+            if time.monotonic() - started > timeout_s:
+                raise RequirementNotMet(f"no prediction within {timeout_s:.0f}s of `docker run {image} serve`: "
+                                        f"{reply.describe()}; last log lines: {_tail(container)}")
+            time.sleep(0.1)
+        cold = time.monotonic() - started
+        warm = [contract.post_json(host, "/invocations", payload, timeout=INVOKE_TIMEOUT_S).seconds * 1000
+                for _ in range(requests)]
+    finally:
+        container.remove(force=True)
+    return ColdStart(cold, warm)
+
+
 def plot_timeline(*runs: tuple[str, Hosting]):
     """Each run's /ping answers over time (200, 503, no answer) against its start-up window."""
     import matplotlib.pyplot as plt
