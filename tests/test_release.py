@@ -96,8 +96,9 @@ def test_the_release_has_what_a_student_needs_and_nothing_of_the_instructors(rel
         marked = [c.id for c in nbformat.read(pristine, as_version=4).cells if cells.is_answer(c)]
         assert marked == [c.id for c in nbformat.read(path, as_version=4).cells if cells.is_answer(c)]
     for name in ("labkit/__init__.py", "labkit/cli.py", "labkit/course/grade.py", "environments/app/model_server",
-                 "environments/kind/cluster.sh", "environment.yml", ".gitignore"):
+                 "environments/kind/cluster.sh", "environment.yml", ".gitignore", "docs/faq.md", "docs/glossary.md"):
         assert (released / name).exists(), f"the release lacks {name}"
+    assert sorted(p.name for p in (released / "docs").iterdir()) == ["faq.md", "glossary.md"], "instructors' docs shipped"
     assert [p.name for p in (released / ".github" / "workflows").iterdir()] == ["classroom.yml"]
     for name in ("solutions", "tests", "CHANGELOG.md", ".ci", ".secrets.baseline", "environments/release",
                  *(r.path for r in REFERENCES), *WITHHELD):

@@ -2,12 +2,12 @@
 
 A class must not clone what it is graded against: solutions/, tests/, and the answers that
 environments/ keeps for later labs (:mod:`labkit.course.references`). The release holds the labs
-as built from solutions/, the package, the starting files of environments/, a student README,
-Makefile and .gitignore (the templates in environments/release/), GitHub Classroom's autograding
-workflow (:mod:`labkit.course.classroom`), and pristine copies of the
-labs, answer cells marked, in ``.labkit/pristine/``: there they stand in for solutions/, so
-that ``make grade`` checks a notebook against the checks the lab shows. The instructor's own
-grading adds the hidden ones.
+as built from solutions/, the package, the starting files of environments/, the FAQ map and the
+glossary of docs/, a student README, Makefile and .gitignore (the templates in
+environments/release/), GitHub Classroom's autograding workflow (:mod:`labkit.course.classroom`),
+and pristine copies of the labs, answer cells marked, in ``.labkit/pristine/``: there they stand
+in for solutions/, so that ``make grade`` checks a notebook against the checks the lab shows. The
+instructor's own grading adds the hidden ones.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from .references import REFERENCES, WITHHELD
 #: leaves out of its environments/).
 TEMPLATES = paths.ENVIRONMENTS / "release"
 #: What the release copies from the repository (its files that git tracks or would add).
-SHIPPED = ("labkit/", "environments/", "pyproject.toml", "environment.yml")
+SHIPPED = ("labkit/", "environments/", "pyproject.toml", "environment.yml", "docs/faq.md", "docs/glossary.md")
 LEFT_OUT = {str(TEMPLATES.relative_to(paths.REPO)) + "/", *(r.path for r in REFERENCES), *WITHHELD}
 
 
