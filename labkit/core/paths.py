@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-
-import nbformat
+from typing import TYPE_CHECKING
 
 from .errors import LabkitError
+
+if TYPE_CHECKING:
+    import nbformat
 
 REPO = Path(__file__).resolve().parents[2]
 SOLUTIONS = REPO / "solutions"
@@ -27,7 +29,10 @@ class LabNotFound(LabkitError, LookupError):
 
 def lab_of(path: Path, nb: nbformat.NotebookNode | None = None) -> str:
     """The lab number ("01") of a notebook: its metadata first, else its file name."""
-    nb = nb if nb is not None else nbformat.read(path, as_version=4)
+    if nb is None:
+        import nbformat  # here, not at the top: importing it costs a lab's kernel a second (its jsonschema)
+
+        nb = nbformat.read(path, as_version=4)
     lab = nb.metadata.get("labkit", {}).get("lab")
     return str(lab) if lab else lab_from_name(path)
 

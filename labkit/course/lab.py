@@ -19,14 +19,16 @@ import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import nbformat
+from typing import TYPE_CHECKING
 
 from ..core import background, labels, paths
 from ..core.errors import LabkitError
 from ..machine import capabilities
 from ..tools import dockerlab, masked
 from . import cells, syllabus
+
+if TYPE_CHECKING:
+    import nbformat
 
 #: What ``copy_app`` leaves out of the sample app: caches, and the answers of lab 01.
 APP_IGNORE = ("__pycache__", ".pytest_cache", "*.pyc", ".dockerignore", "Dockerfile*")
@@ -165,6 +167,8 @@ class Lab:
 def solution_notebook(number: str) -> nbformat.NotebookNode:
     """The lab's solution, read once per process (the grader reads it in the checks' kernel
     before any student code runs, so a later change on disk does not reach the checks)."""
+    import nbformat  # here: a lab's kernel that never needs it starts a second sooner (paths.lab_of says why)
+
     return nbformat.read(paths.solution_for(number), as_version=4)
 
 
