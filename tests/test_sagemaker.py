@@ -128,6 +128,17 @@ def test_host_locally_fails_a_window_shorter_than_the_start_up(images):
 
 @docker_only
 @pytest.mark.docker
+def test_an_instance_too_small_for_the_model_is_killed_and_probing_stops(images):
+    hosted = sagemaker.host_locally(images["good"], images["tar"], {"VariantName": "tight"}, lab=LAB,
+                                    observe_s=60, memory_mb=40, show=False)
+    assert hosted.status == "Failed" and hosted.oom_killed and "OOMKilled" in hosted.reason
+    assert hosted.healthy_after is None and hosted.memory_mb is None
+    assert hosted.timeline[-1].at < 30, "probing went on after the server's process had ended"
+    assert not dockerlab.client().containers.list(all=True, filters={"label": f"labkit.lab={LAB}"})
+
+
+@docker_only
+@pytest.mark.docker
 def test_a_request_that_finds_no_instance_waits_for_the_start(images):
     cold = sagemaker.cold_and_warm(images["good"], images["tar"], lab=LAB, requests=5,
                                    environment={"MODEL_LOAD_DELAY_S": "3"})

@@ -213,8 +213,9 @@ def host_locally(image: str, model_tar: str | Path, variant: dict, *, lab: str, 
                  observe_s: float | None = None, memory_mb: int | None = None, show: bool = True) -> Hosting:
     """Start one instance of ``variant`` the way SageMaker does and probe ``/ping`` every second
     (2 s per probe), in real seconds: InService when the first 200 comes within the variant's
-    start-up window, Failed otherwise. Probing stops at the first 200 or after ``observe_s``
-    (default: the window; longer shows when a failed instance would have become healthy).
+    start-up window, Failed otherwise. Probing stops at the first 200, once the server's process
+    has exited, or after ``observe_s`` (default: the window; longer shows when a failed instance
+    would have become healthy).
     ``memory_mb`` limits the container to an instance's memory. The container is removed at the
     end; its last log lines, the memory it used and whether it was killed for memory are kept."""
     window = startup_timeout(variant)
@@ -236,7 +237,7 @@ def host_locally(image: str, model_tar: str | Path, variant: dict, *, lab: str, 
     try:
         host = dockerlab.host_port(container, PORT)
         timeline = contract.poll(host, "/ping", until=observe, probe_timeout=PING_TIMEOUT_S,
-                                 started=started, on_probe=progress)
+                                 started=started, on_probe=progress, gone=lambda: _ended(container))
         logs = container.logs(tail=6).decode(errors="replace")
         container.reload()
         oom_killed = bool(container.attrs["State"].get("OOMKilled"))
@@ -290,6 +291,13 @@ def cold_and_warm(image: str, model_tar: str | Path, *, lab: str, requests: int 
     finally:
         container.remove(force=True)
     return ColdStart(cold, warm)
+
+
+def _ended(container) -> bool:
+    """The instance's process has exited: no later probe can be answered (SageMaker would wait out
+    the window, and fail it)."""
+    container.reload()
+    return container.status in ("exited", "dead")
 
 
 def plot_timeline(*runs: tuple[str, Hosting]):

@@ -85,9 +85,10 @@ class Probe:
 
 
 def poll(port: int, path: str, *, until: float, every: float = 1.0, probe_timeout: float = 2.0,
-         started: float | None = None, stop_on_ok: bool = True, on_probe=None) -> list[Probe]:
+         started: float | None = None, stop_on_ok: bool = True, on_probe=None, gone=None) -> list[Probe]:
     """Probe ``GET path`` every ``every`` seconds the way a platform's health checker does (each
-    probe has its own ``probe_timeout``) until the first 200 or ``until`` seconds after ``started``."""
+    probe has its own ``probe_timeout``) until the first 200 or ``until`` seconds after ``started``,
+    or until ``gone()`` says, after a probe nobody answered, that the server has ended."""
     started = time.monotonic() if started is None else started
     timeline: list[Probe] = []
     while time.monotonic() - started < until:
@@ -97,6 +98,8 @@ def poll(port: int, path: str, *, until: float, every: float = 1.0, probe_timeou
         if on_probe:
             on_probe(timeline[-1])
         if stop_on_ok and reply.status == 200:
+            break
+        if reply.status is None and gone is not None and gone():
             break
         time.sleep(max(0.0, every - (time.monotonic() - started - at)))
     return timeline
