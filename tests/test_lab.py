@@ -1,8 +1,13 @@
 """labkit.Lab: the TARGET it takes, and dockerlab's helpers with the lab filled in (no engine needed)."""
 
+import subprocess
+import sys
+
+import nbformat
 import pytest
 
-from labkit import dockerlab
+from labkit import dockerlab, paths
+from labkit.course import build, cells
 from labkit.course import lab as lab_module
 from labkit.course.lab import TARGETS, Lab, LabSetupError
 
@@ -58,3 +63,29 @@ def test_join_swarm_leaves_an_existing_swarm_as_it_is(tmp_path, monkeypatch, cap
     monkeypatch.setattr(lab_module.masked, "show", lambda *a, **k: pytest.fail("no command may run"))
     assert Lab("03", tmp_path).join_swarm()["NodeID"] == "n1"
     assert "will not leave it" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("solution", paths.lab_notebooks(paths.SOLUTIONS), ids=lambda p: p.name[:2])
+def test_a_solution_read_without_nbformat_is_what_nbformat_reads(solution):
+    mine, theirs = lab_module.Notebook.read(solution), nbformat.read(solution, as_version=4)
+    assert len(mine.cells) == len(theirs.cells) > 10
+    for ours, real in zip(mine.cells, theirs.cells):
+        assert (ours.id, ours.cell_type, ours.source, ours.metadata) == (real.id, real.cell_type, real.source,
+                                                                          real.metadata)
+        assert cells.is_answer(ours) == cells.is_answer(real)
+        if real.source.startswith("%%writefile"):
+            assert build.written_text(mine, real.id) == build.written_text(theirs, real.id)
+    with pytest.raises(AttributeError):
+        mine.no_such_key
+
+
+def test_a_labs_kernel_imports_no_nbformat():
+    """nbformat's import (its jsonschema) costs a second and a half; a kernel that runs a lab or
+    its checks needs none of it."""
+    from labkit.course.grade_engine import PRELOAD  # what the grader imports in the checks' kernel
+
+    code = (f"import sys, importlib, labkit\n[importlib.import_module(m) for m in {PRELOAD!r}]\nlabkit.Lab('02')\n"
+            "importlib.import_module('labkit.lab').solution_notebook('02')\n"
+            "print(sorted(m for m in ('nbformat', 'jsonschema') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
