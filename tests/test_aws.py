@@ -6,13 +6,14 @@ AWS_ENDPOINT_URL=moto or a Stubber on the client they use.
 
 import base64
 import datetime
+import os
 import re
 
 import pytest
 from botocore.stub import Stubber
 from botocore.validate import validate_parameters
 
-from labkit import aws, dockerlab, probes, spend
+from labkit import aws, dockerlab, emulators, probes, spend
 
 ROLE = "arn:aws:iam::123456789012:role/labkit-test"
 PUSH_PASSWORD = "not-a-real-password"  # pragma: allowlist secret
@@ -102,9 +103,19 @@ def test_aws_target_needs_a_role(fake_account, monkeypatch):
     assert t.kind == "aws" and t.role_arn == ROLE
 
 
+def test_the_emulator_target_starts_moto_and_points_the_sdk_at_it(monkeypatch):
+    monkeypatch.delenv(emulators.MOTO_URL_ENV, raising=False)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://elsewhere.invalid")
+    t = aws.target("emulator", lab="05")
+    try:
+        assert t.moto.running() and os.environ["AWS_ENDPOINT_URL"] == t.moto.url
+        assert t.client("sagemaker").list_endpoints()["Endpoints"] == []
+    finally:
+        t.moto.stop()
+    assert os.environ["AWS_ENDPOINT_URL"] == "http://elsewhere.invalid", "stop() puts the old values back"
+
+
 def test_bad_kinds():
-    with pytest.raises(aws.TargetError, match="start_moto"):
-        aws.target("emulator", lab="05")
     with pytest.raises(aws.TargetError, match="unknown target kind"):
         aws.target("gcp", lab="05")
 

@@ -79,6 +79,11 @@ class Target(base.Target):
         # (through this module or by hand in a notebook cell) is deleted after the bucket and repository.
         self._register_tagged()
 
+
+    @property
+    def moto(self):
+        """The emulator this target talks to (a labkit.emulators.Moto); None on a real account."""
+        return self._moto
     def __repr__(self) -> str:
         return f"Target({self.kind!r}, lab={self.lab!r}, run={self.run!r}, region={self.region!r})"
 
@@ -270,14 +275,17 @@ class Target(base.Target):
 
 def target(kind: str, *, lab: str, region: str = "us-east-1", confirm_spend: bool = False, moto=None,
            role_arn: str | None = None) -> Target:
-    """The place lab 05 deploys to: "emulator" (a labkit.emulators.Moto, always in its us-east-1) or "aws".
+    """The place a lab deploys to: "emulator" (a labkit.emulators.Moto, always in its us-east-1) or "aws".
 
-    "aws" checks the opt-in first (credentials and ``confirm_spend``), then the execution
-    role (``role_arn`` or SAGEMAKER_ROLE_ARN); it creates nothing itself.
+    "emulator" without ``moto`` starts the lab's moto server (or, under ``labkit grade``, attaches
+    to the grader's) and points this process's AWS SDKs and CLI at it (``Target.moto``). "aws"
+    checks the opt-in first (credentials and ``confirm_spend``), then the execution role
+    (``role_arn`` or SAGEMAKER_ROLE_ARN); it creates nothing itself.
     """
     if kind == "emulator":
         if moto is None:
-            raise TargetError('target("emulator") needs the moto server: moto=emulators.start_moto()')
+            moto = emulators.start_moto()
+            moto.export()  # boto3 and `!aws` in this kernel now talk to the emulator, with fake credentials
         return Target(kind, lab=lab, region=emulators.REGION, moto=moto, role_arn=role_arn)
     if kind != "aws":
         raise TargetError(f'unknown target kind {kind!r}: use "emulator" or "aws"')
