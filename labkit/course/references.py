@@ -53,7 +53,8 @@ def answer(lab: str, cell_id: str, *, needed_by: str) -> str:
     if not text.strip() or FILE_STUB.strip() in text:  # a stub, or a skeleton with a blank left
         raise LabSetupError(f"lab {needed_by} starts from your answer to lab {lab}: its `%%writefile` cell {cell_id!r} "
                             f"in labs/{lab}_….ipynb is not written yet (it still holds `{FILE_STUB.strip()}`). "
-                            f"Finish that exercise of lab {lab} first, then start lab {needed_by} again")
+                            f"Finish that exercise of lab {lab} first (in a skeleton, replace each "
+                            f"`{FILE_STUB.strip()}` line with your lines), then start lab {needed_by} again")
     return text
 
 
