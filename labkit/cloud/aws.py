@@ -79,11 +79,11 @@ class Target(base.Target):
         # (through this module or by hand in a notebook cell) is deleted after the bucket and repository.
         self._register_tagged()
 
-
     @property
     def moto(self):
         """The emulator this target talks to (a labkit.emulators.Moto); None on a real account."""
         return self._moto
+
     def __repr__(self) -> str:
         return f"Target({self.kind!r}, lab={self.lab!r}, run={self.run!r}, region={self.region!r})"
 
