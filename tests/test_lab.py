@@ -81,11 +81,12 @@ def test_a_solution_read_without_nbformat_is_what_nbformat_reads(solution):
 
 def test_a_labs_kernel_imports_no_nbformat():
     """nbformat's import (its jsonschema) costs a second and a half; a kernel that runs a lab or
-    its checks needs none of it."""
+    its checks needs none of it, not even a check that reads a Dockerfile the lab ships."""
     from labkit.course.grade_engine import PRELOAD  # what the grader imports in the checks' kernel
 
     code = (f"import sys, importlib, labkit\n[importlib.import_module(m) for m in {PRELOAD!r}]\nlabkit.Lab('02')\n"
             "importlib.import_module('labkit.lab').solution_notebook('02')\n"
+            "labkit.Lab('01').shipped_file('final-dockerfile')\n"
             "print(sorted(m for m in ('nbformat', 'jsonschema') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

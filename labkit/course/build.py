@@ -12,12 +12,16 @@ from __future__ import annotations
 import copy
 import re
 from pathlib import Path
-
-import nbformat
+from typing import TYPE_CHECKING
 
 from ..core import paths
 from ..core.errors import LabkitError
 from .cells import HIDDEN, SOLUTION, check_of
+
+if TYPE_CHECKING:
+    # The functions that read or write notebooks import nbformat themselves: a check that calls
+    # written_text in a lab's kernel spares that kernel the import (see lab.Notebook).
+    import nbformat
 
 CODE_STUB = "# YOUR CODE HERE\nraise NotImplementedError()\n"
 FILE_STUB = "# YOUR CODE HERE\n"  # a cell that writes a file (%%writefile): a comment, not Python
@@ -50,6 +54,8 @@ def strip_cell(cell: nbformat.NotebookNode) -> nbformat.NotebookNode:
 def written_file(notebook: Path, cell_id: str) -> str:
     """The file a solution's ``%%writefile`` cell writes, without its markers: one source
     for the notebook, the benchmark and the reference files that later labs use."""
+    import nbformat
+
     return written_text(nbformat.read(notebook, as_version=4), cell_id)
 
 
@@ -67,6 +73,8 @@ def student_notebook(solution: nbformat.NotebookNode) -> nbformat.NotebookNode:
 
 
 def render(solution_path: Path) -> str:
+    import nbformat
+
     nb = nbformat.read(solution_path, as_version=4)
     return nbformat.writes(student_notebook(nb)) + "\n"
 
@@ -76,6 +84,8 @@ class HasStudentWork(LabkitError, RuntimeError):
 
 
 def has_student_work(path: Path) -> bool:
+    import nbformat
+
     nb = nbformat.read(path, as_version=4)
     return any(c.cell_type == "code" and (c.outputs or c.execution_count) for c in nb.cells)
 

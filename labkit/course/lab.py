@@ -137,11 +137,12 @@ class Lab:
         reference from. In a class release an answer cell ships only its stub: there it is the
         student's own answer, as the reference files are (:mod:`labkit.course.references`)."""
         from .build import written_text
-        from .references import answer
 
         lab = of or self.number
         shipped = solution_notebook(lab)
         if paths.is_release() and cells.is_answer(next(c for c in shipped.cells if c.get("id") == cell_id)):
+            from .references import answer  # reads the student's notebook, with nbformat
+
             return answer(lab, cell_id, needed_by=self.number)
         return written_text(shipped, cell_id)
 
