@@ -277,3 +277,20 @@ def test_standin_stop_removes_its_containers(app_image):
         server.stop()
     assert not server.running() and lab_containers() == []
     assert "removed 1 model container" in server.log_tail()
+
+
+def test_local_endpoint_containers_list_only_the_labs_and_skip_one_removed_meanwhile(monkeypatch):
+    """Other labs' containers come and go while a check lists these (the graded runs share the
+    engine): listing every container, then inspecting each, failed on one removed in between."""
+    asked = []
+
+    def listed(**kwargs):
+        asked.append(kwargs)
+        return [types.SimpleNamespace(name=f"labkit-{LAB}-local-endpoint-{n}", attrs={"Created": created})
+                for n, created in ((1, "2026-12-05T10:00:00.5Z"), (2, "2026-12-05T09:00:00Z"))]
+
+    client = types.SimpleNamespace(containers=types.SimpleNamespace(list=listed))
+    monkeypatch.setattr(dockerlab, "client", lambda: client)
+    since = dockerlab.created_at(types.SimpleNamespace(attrs={"Created": "2026-12-05T10:00:00Z"}))
+    assert [c.name for c in vertex.local_endpoint_containers(LAB, since=since)] == [f"labkit-{LAB}-local-endpoint-1"]
+    assert asked == [{"all": True, "filters": {"name": f"labkit-{LAB}-local-endpoint-"}, "ignore_removed": True}]

@@ -46,10 +46,12 @@ def _remove_quietly(container) -> None:
 
 
 def local_endpoint_containers(lab: str, *, since: float = 0.0) -> list:
-    """The containers of the SDK's local endpoints that ``lab`` opened (created after ``since``, a Unix time)."""
+    """The containers of the SDK's local endpoints that ``lab`` opened (created after ``since``, a Unix time).
+    Only containers so named are listed, and one removed while the list is read is left out: other
+    labs' containers come and go meanwhile, and the SDK inspects each container it lists."""
     prefix = LOCAL_ENDPOINT_PREFIX.format(lab=lab)
     found = []
-    for container in dockerlab.client().containers.list(all=True):
+    for container in dockerlab.client().containers.list(all=True, filters={"name": prefix}, ignore_removed=True):
         if container.name.startswith(prefix) and dockerlab.created_at(container) >= since:
             found.append(container)
     return found
